@@ -1,0 +1,135 @@
+//! Maps a key path inside a TOML document (`accounts[1].mounts[0].box`) back to its line and column,
+//! so that every config and rule-file error can name the exact place a person has to edit.
+
+use std::fmt;
+use std::ops::Range;
+use toml::de::{DeTable, DeValue};
+
+/// One step of a key path: a table key or an array index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seg {
+    /// A key of a table.
+    Key(String),
+    /// An element of an array (arrays of tables included).
+    Index(usize),
+}
+
+/// A path of keys from the document root, printed as `accounts[1].mounts[0].box`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyPath(pub Vec<Seg>);
+
+impl KeyPath {
+    /// The root of the document.
+    pub fn root() -> Self {
+        Self(Vec::new())
+    }
+
+    /// This path extended by a key.
+    pub fn key(&self, key: &str) -> Self {
+        let mut v = self.0.clone();
+        v.push(Seg::Key(key.to_string()));
+        Self(v)
+    }
+
+    /// This path extended by an array index.
+    pub fn index(&self, i: usize) -> Self {
+        let mut v = self.0.clone();
+        v.push(Seg::Index(i));
+        Self(v)
+    }
+}
+
+impl fmt::Display for KeyPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for seg in &self.0 {
+            match seg {
+                Seg::Key(k) => {
+                    if !first {
+                        f.write_str(".")?;
+                    }
+                    f.write_str(k)?;
+                }
+                Seg::Index(i) => write!(f, "[{i}]")?,
+            }
+            first = false;
+        }
+        if first {
+            f.write_str("(document)")?;
+        }
+        Ok(())
+    }
+}
+
+/// 1-based line and column of a byte offset in `text`.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text.as_bytes()[..offset];
+    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+    let line_start = before.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
+    let col = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+    (line, col)
+}
+
+/// Finds the span of the value (or, failing that, of the deepest existing parent) at `path`.
+///
+/// Returns the span of the *key* when the path ends at a table key, so that the reported column points
+/// at the name a person recognises.
+pub fn locate(text: &str, path: &KeyPath) -> Option<Range<usize>> {
+    let doc = DeTable::parse(text).ok()?;
+    let mut best: Option<Range<usize>> = None;
+    let mut table: Option<&DeTable<'_>> = Some(doc.get_ref());
+    let mut value: Option<&DeValue<'_>> = None;
+    for seg in &path.0 {
+        match seg {
+            Seg::Key(k) => {
+                let t = match (table, value) {
+                    (Some(t), _) => t,
+                    (None, Some(DeValue::Table(t))) => t,
+                    _ => break,
+                };
+                let Some((key, v)) = t.iter().find(|(key, _)| key.get_ref().as_ref() == k.as_str()) else {
+                    break;
+                };
+                best = Some(key.span());
+                table = None;
+                value = Some(v.get_ref());
+            }
+            Seg::Index(i) => {
+                let Some(DeValue::Array(items)) = value else { break };
+                let Some(item) = items.get(*i) else { break };
+                best = Some(item.span());
+                table = None;
+                value = Some(item.get_ref());
+            }
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOC: &str = "[spool]\nroot = \"x\"\n\n[[accounts]]\nname = \"a\"\n\n[[accounts]]\nname = \"b\"\nmounts = [\n  { path = \"/in\", box = \"nope\" },\n]\n";
+
+    fn at(path: &KeyPath) -> (usize, usize) {
+        let span = locate(DOC, path).expect("located");
+        line_col(DOC, span.start)
+    }
+
+    #[test]
+    fn locates_keys_in_arrays_of_tables_and_inline_tables() {
+        let p = KeyPath::root().key("accounts").index(1).key("mounts").index(0).key("box");
+        assert_eq!(p.to_string(), "accounts[1].mounts[0].box");
+        assert_eq!(at(&p), (10, 19));
+        assert_eq!(at(&KeyPath::root().key("accounts").index(1).key("name")), (8, 1));
+        assert_eq!(at(&KeyPath::root().key("spool").key("root")), (2, 1));
+    }
+
+    #[test]
+    fn missing_key_falls_back_to_deepest_parent() {
+        let p = KeyPath::root().key("accounts").index(0).key("mounts");
+        assert_eq!(at(&p), (4, 1), "the [[accounts]] header of the table that lacks the key");
+    }
+}

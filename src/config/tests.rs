@@ -1,0 +1,129 @@
+use super::*;
+
+const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$P/D8olxJ9zwCWKvm5ScxGg$ud14Z/JxP6qnZ16h++2SkqW6oUqY1Gq33M9tt2R8yqw";
+
+fn parse(text: &str) -> Result<Config, Error> {
+    Config::parse(Path::new("/etc/wharf/wharf.toml"), text)
+}
+
+fn good() -> String {
+    format!(
+        r#"[spool]
+root = "spool"
+
+[sftp]
+listen = "127.0.0.1:2222"
+host_key = "keys/host"
+
+[[accounts]]
+name = "acme"
+password_hash = "{HASH}"
+attributes = {{ partner_id = "ACME" }}
+mounts = [
+  {{ path = "/invoices", box = "inbound", channel = "invoices", permissions = ["list", "write"] }},
+  {{ path = "/outbound", box = "outbound", permissions = ["list", "read", "delete"] }},
+  {{ path = "/exceptions", box = "exceptions", permissions = ["list", "read"] }},
+]
+"#
+    )
+}
+
+#[test]
+fn a_good_config_resolves_paths_against_its_folder() -> Result<(), Error> {
+    let c = parse(&good())?;
+    assert_eq!(c.spool.root, Path::new("/etc/wharf/spool"));
+    assert_eq!(c.spool.journal, Path::new("/etc/wharf/spool/journal.db"));
+    assert_eq!(c.sftp.as_ref().map(|s| s.host_key.clone()), Some(PathBuf::from("/etc/wharf/keys/host")));
+    let acme = c.account("acme").expect("acme");
+    assert_eq!(acme.mounts.len(), 3);
+    assert_eq!(acme.mounts[0].kind, BoxKind::Inbound { channel: "invoices".into() });
+    assert_eq!(acme.mounts[1].kind, BoxKind::Outbound { owner: "acme".into() });
+    assert_eq!(acme.mounts[2].kind, BoxKind::Exceptions { scope: ExceptionScope::Own });
+    assert!(acme.mounts[0].permissions.write && !acme.mounts[0].permissions.read);
+    assert!(!format!("{acme:?}").contains("argon2"), "Debug must not print the password hash");
+    Ok(())
+}
+
+fn problems(text: &str) -> Vec<String> {
+    match parse(text) {
+        Ok(_) => vec![],
+        Err(e) => e.0.iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[test]
+fn unknown_keys_are_errors_with_line_and_column() {
+    let text = good().replace("host_key = \"keys/host\"", "host_key = \"keys/host\"\nhostkey = \"typo\"");
+    let p = problems(&text);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(p[0].starts_with("/etc/wharf/wharf.toml:7:1: hostkey: unknown field `hostkey`"), "{}", p[0]);
+}
+
+#[test]
+fn every_semantic_problem_is_reported_at_its_key() {
+    let text = good()
+        .replace("\"127.0.0.1:2222\"", "\"localhost\"")
+        .replace("box = \"outbound\"", "box = \"outbox\"")
+        .replace("\"list\", \"write\"", "\"list\", \"write\", \"fly\"");
+    let p = problems(&text);
+    assert_eq!(p.len(), 3, "{p:#?}");
+    assert!(p[0].starts_with("/etc/wharf/wharf.toml:5:1: sftp.listen: `localhost` is not an address"), "{}", p[0]);
+    assert!(p[1].contains(":13:") && p[1].contains("accounts[0].mounts[0].permissions[2]: unknown permission `fly`"), "{}", p[1]);
+    assert!(p[2].contains(":14:") && p[2].contains("accounts[0].mounts[1].box: unknown box `outbox`"), "{}", p[2]);
+}
+
+#[test]
+fn accounts_need_a_credential_and_a_unique_name() {
+    let text = good().replace(&format!("password_hash = \"{HASH}\""), "password_hash = \"plain\"")
+        + "\n[[accounts]]\nname = \"acme\"\n";
+    let p = problems(&text).join("\n");
+    assert!(p.contains("accounts[0].password_hash: not an argon2id PHC string"), "{p}");
+    assert!(p.contains("accounts[1].name: account `acme` is defined twice"), "{p}");
+    assert!(p.contains("has neither `password_hash` nor authorized keys"), "{p}");
+}
+
+#[test]
+fn mounts_are_one_clean_folder_and_fit_their_box() {
+    let text = good()
+        .replace("path = \"/invoices\"", "path = \"/a/b\"")
+        .replace("box = \"exceptions\", permissions", "box = \"exceptions\", scope = \"every\", permissions");
+    let p = problems(&text).join("\n");
+    assert!(p.contains("`/a/b` must be one folder below the root"), "{p}");
+    assert!(p.contains("unknown scope `every`"), "{p}");
+    let inbound_delete = good().replace("\"list\", \"write\"", "\"list\", \"write\", \"delete\"");
+    assert!(problems(&inbound_delete).join("\n").contains("inbound box is flat"));
+    let no_channel = good().replace("channel = \"invoices\", ", "");
+    assert!(problems(&no_channel).join("\n").contains("an inbound box needs `channel"));
+}
+
+#[test]
+fn require_tls_needs_a_certificate() {
+    let text = good() + "\n[ftp]\nlisten = \"127.0.0.1:2121\"\nrequire_tls = true\npassive_ports = [5000, 4000]\n";
+    let p = problems(&text).join("\n");
+    assert!(p.contains("ftp.require_tls: require_tls = true needs [ftp.tls]"), "{p}");
+    assert!(p.contains("ftp.passive_ports"), "{p}");
+}
+
+#[test]
+fn syntax_errors_name_the_line() {
+    let p = problems("[spool]\nroot = \n");
+    assert_eq!(p.len(), 1);
+    assert!(p[0].starts_with("/etc/wharf/wharf.toml:2:"), "{}", p[0]);
+}
+
+#[test]
+fn authorized_keys_are_parsed() {
+    let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGlC6n8Ze1mEHxkZQF0dU9a4y1m9TZkP4Q1mS3fJ3kQa test@host";
+    let text = good().replace(&format!("password_hash = \"{HASH}\""), &format!("authorized_keys = \"{key}\""));
+    let c = parse(&text).expect("valid");
+    assert_eq!(c.accounts[0].authorized_keys.len(), 1);
+    let bad = good().replace(&format!("password_hash = \"{HASH}\""), "authorized_keys = \"ssh-ed25519 garbage\"");
+    assert!(problems(&bad).join("\n").contains("accounts[0].authorized_keys: key entry 1 is not an OpenSSH public key"));
+}
+
+#[test]
+fn the_demo_config_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/demo.toml");
+    let c = Config::load(&path).expect("deploy/demo.toml must stay valid");
+    assert_eq!(c.accounts.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(), ["acme", "globex", "ops"]);
+}

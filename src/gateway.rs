@@ -1,0 +1,166 @@
+//! Wiring of a running gateway: opens the audit trail and the spool, recovers, builds the account
+//! table, binds the listeners and runs the accept loops until shutdown.
+
+use crate::accounts::Accounts;
+use crate::audit::{self, Audit};
+use crate::config::Config;
+use crate::frontends::{ftp::FtpFrontend, sftp};
+use crate::spool::{self, Spool};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The audit trail cannot be opened.
+    #[error(transparent)]
+    Audit(#[from] audit::Error),
+    /// The spool or journal cannot be opened or recovered.
+    #[error(transparent)]
+    Spool(#[from] spool::Error),
+    /// A listener cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The configured address.
+        addr: SocketAddr,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The SSH host key cannot be loaded or created.
+    #[error("sftp host key: {0}")]
+    HostKey(String),
+    /// The FTPS certificate or key is unusable.
+    #[error("ftps: {0}")]
+    Tls(String),
+    /// Something else needed at start-up failed.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A started gateway.
+pub struct Running {
+    /// The bound SFTP address (useful with port 0).
+    pub sftp_addr: Option<SocketAddr>,
+    /// The bound FTP address.
+    pub ftp_addr: Option<SocketAddr>,
+    /// What start-up recovery did.
+    pub recovery: spool::Recovery,
+    /// The spool (for inspection by tools and tests).
+    pub spool: Arc<Spool>,
+    shutdown: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl Running {
+    /// Stops accepting connections and waits for the accept loops to end.
+    pub async fn shutdown(mut self) {
+        self.shutdown.cancel();
+        while self.tasks.join_next().await.is_some() {}
+        self.spool.journal().close().await;
+    }
+
+    /// Waits until `signal` resolves, then shuts down.
+    pub async fn run_until(self, signal: impl std::future::Future<Output = ()>) {
+        signal.await;
+        tracing::info!("shutting down");
+        self.shutdown().await;
+    }
+}
+
+/// Starts a gateway from a validated config.
+///
+/// # Errors
+/// Anything that prevents serving: spool, journal, keys, certificates, bind failures.
+pub async fn start(config: Config) -> Result<Running, Error> {
+    let audit = Arc::new(Audit::open(&config.spool.audit_log)?);
+    let spool = Spool::open(&config.spool, audit.clone()).await?;
+    let recovery = spool.recover().await?;
+    tracing::info!(
+        aborted = recovery.aborted.len(),
+        stray_temp_files = recovery.stray_temp_files,
+        waiting = recovery.received,
+        "spool recovered"
+    );
+    let accounts = Arc::new(Accounts::new(&config, audit.clone()).map_err(Error::Other)?);
+    let shutdown = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+
+    let mut sftp_addr = None;
+    if let Some(s) = &config.sftp {
+        let key = sftp::load_or_create_host_key(&s.host_key).map_err(Error::HostKey)?;
+        let ssh = Arc::new(sftp::ssh_config(s, key, config.sessions.auth_failure_delay, config.sessions.idle_timeout));
+        let listener = TcpListener::bind(s.listen).await.map_err(|source| Error::Bind { addr: s.listen, source })?;
+        sftp_addr = listener.local_addr().ok();
+        let (accounts, spool, stop) = (accounts.clone(), spool.clone(), shutdown.clone());
+        tasks.spawn(accept_loop(listener, stop, move |stream, peer| {
+            let guard = accounts.connect(peer.ip())?;
+            let conn = sftp::Connection::new(accounts.clone(), spool.clone(), peer, guard);
+            let ssh = ssh.clone();
+            Some(async move {
+                match russh::server::run_stream(ssh, stream, conn).await {
+                    Ok(session) => {
+                        if let Err(e) = session.await {
+                            tracing::debug!(%peer, error = %e, "ssh session ended with an error");
+                        }
+                    }
+                    Err(e) => tracing::debug!(%peer, error = %e, "ssh handshake failed"),
+                }
+            })
+        }));
+    }
+
+    let mut ftp_addr = None;
+    if let Some(f) = &config.ftp {
+        let frontend = Arc::new(FtpFrontend::new(f, accounts.clone(), spool.clone()).map_err(Error::Tls)?);
+        let listener = TcpListener::bind(f.listen).await.map_err(|source| Error::Bind { addr: f.listen, source })?;
+        ftp_addr = listener.local_addr().ok();
+        let (accounts, stop) = (accounts.clone(), shutdown.clone());
+        tasks.spawn(accept_loop(listener, stop, move |stream, peer| {
+            let guard = accounts.connect(peer.ip())?;
+            let frontend = frontend.clone();
+            Some(async move {
+                frontend.serve(stream).await;
+                drop(guard);
+            })
+        }));
+    }
+
+    Ok(Running { sftp_addr, ftp_addr, recovery, spool, shutdown, tasks })
+}
+
+/// Accepts connections until shutdown; `handle` returns the connection's task, or `None` to refuse.
+async fn accept_loop<F, Fut>(listener: TcpListener, stop: CancellationToken, handle: F)
+where
+    F: Fn(tokio::net::TcpStream, SocketAddr) -> Option<Fut> + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let mut backoff = std::time::Duration::from_millis(10);
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                backoff = std::time::Duration::from_millis(10);
+                let _ = stream.set_nodelay(true);
+                match handle(stream, peer) {
+                    Some(task) => {
+                        tokio::spawn(task);
+                    }
+                    None => tracing::warn!(%peer, "connection refused: too many connections from this address"),
+                }
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::error!(error = %e, "accept failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(1));
+            }
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! The `wharf` command line: serve, check a config, hash a password, verify the audit trail.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use wharf::config::Config;
+
+#[derive(Parser)]
+#[command(name = "wharf", version, about = "Managed file-transfer gateway (SFTP, FTP/FTPS)")]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "WHARF_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        /// Config file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate a config file; prints every problem as file:line:col: key: message (exit 2).
+    Check {
+        /// Config file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Account helpers.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Audit trail tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Read a password from stdin and print its argon2id hash for `password_hash`.
+    HashPassword,
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain of the audit trail; reports the first broken line (exit 1).
+    Verify {
+        /// Config file whose audit trail to check.
+        #[arg(long, short, conflicts_with = "file")]
+        config: Option<PathBuf>,
+        /// An audit trail file (e.g. a copy).
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::{EnvFilter, filter::filter_fn, prelude::*};
+    let filter =
+        EnvFilter::try_from_env("WHARF_LOG").unwrap_or_else(|_| EnvFilter::new("info,libunftp=warn,russh=warn"));
+    // libunftp's spans Debug-print whole sessions (kilobytes per line): keep its events, drop its spans.
+    let no_libunftp_spans = filter_fn(|m| !(m.is_span() && m.target().starts_with("libunftp")));
+    let registry = tracing_subscriber::registry().with(filter);
+    match format {
+        LogFormat::Text => registry
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(no_libunftp_spans))
+            .init(),
+        LogFormat::Json => registry
+            .with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr).with_filter(no_libunftp_spans))
+            .init(),
+    }
+}
+
+fn load(config: &std::path::Path) -> Result<Config, ExitCode> {
+    Config::load(config).map_err(|e| {
+        eprintln!("{e}");
+        eprintln!("{}: {} problem(s); nothing was started", config.display(), e.0.len());
+        ExitCode::from(2)
+    })
+}
+
+async fn serve(config: PathBuf) -> Result<ExitCode> {
+    let config = match load(&config) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let running = wharf::gateway::start(config).await.context("cannot start the gateway")?;
+    if let Some(a) = running.sftp_addr {
+        println!("wharf: sftp listening on {a}");
+    }
+    if let Some(a) = running.ftp_addr {
+        println!("wharf: ftp listening on {a}");
+    }
+    running
+        .run_until(async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+            }
+        })
+        .await;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn hash_password() -> Result<ExitCode> {
+    let mut input = String::new();
+    if std::io::stdin().is_terminal() {
+        eprint!("password: ");
+    }
+    std::io::stdin().read_to_string(&mut input).context("reading the password from stdin")?;
+    let password = input.strip_suffix('\n').map(|s| s.strip_suffix('\r').unwrap_or(s)).unwrap_or(&input);
+    if password.is_empty() {
+        eprintln!("wharf: empty password refused");
+        return Ok(ExitCode::from(2));
+    }
+    let hash = wharf::accounts::hash_password(password).map_err(anyhow::Error::msg)?;
+    println!("{hash}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn audit_verify(config: Option<PathBuf>, file: Option<PathBuf>) -> Result<ExitCode> {
+    let path = match (config, file) {
+        (_, Some(f)) => f,
+        (Some(c), None) => match load(&c) {
+            Ok(c) => c.spool.audit_log,
+            Err(code) => return Ok(code),
+        },
+        (None, None) => anyhow::bail!("give --config FILE or --file PATH"),
+    };
+    match wharf::audit::verify(&path) {
+        Ok(n) => {
+            println!("{}: {n} lines, chain intact", path.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let result = match cli.command {
+        Command::Serve { config } => serve(config).await,
+        Command::Check { config } => Ok(match load(&config) {
+            Ok(c) => {
+                println!("{}: ok ({} accounts)", c.source.display(), c.accounts.len());
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        }),
+        Command::User { command: UserCommand::HashPassword } => hash_password(),
+        Command::Audit { command: AuditCommand::Verify { config, file } } => audit_verify(config, file),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("wharf: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

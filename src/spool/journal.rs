@@ -1,0 +1,326 @@
+//! The journal: one row per transfer in SQLite (WAL, `synchronous=FULL`), the source of truth for
+//! what has been received and what state it is in.
+//!
+//! Plain SQL with positional parameters only, so the same statements can later run on PostgreSQL
+//! for several nodes. Claims and state changes are single conditional `UPDATE`s (`... WHERE state = ?`),
+//! never read-then-write, so two workers or nodes can never take the same transfer.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{FromRow, Row};
+use std::path::Path;
+use std::time::Duration;
+
+/// Journal errors (a database that cannot be opened or written).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The database reported an error.
+    #[error("journal: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+/// Ordered schema migrations; `PRAGMA user_version` records how many have run.
+const MIGRATIONS: &[&str] = &[r"
+CREATE TABLE transfers (
+    id          TEXT PRIMARY KEY,
+    state       TEXT NOT NULL,
+    channel     TEXT NOT NULL,
+    account     TEXT NOT NULL,
+    mount       TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    size        INTEGER,
+    sha256      TEXT,
+    protocol    TEXT NOT NULL,
+    remote_addr TEXT,
+    body_path   TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    received_at TEXT,
+    updated_at  TEXT NOT NULL,
+    attempt     INTEGER NOT NULL DEFAULT 1,
+    parent_id   TEXT,
+    reason      TEXT
+);
+CREATE INDEX transfers_by_state ON transfers (state);
+CREATE INDEX transfers_by_box ON transfers (account, channel, state, name);
+"];
+
+/// A transfer's state; see the spool's module documentation for the life cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Bytes are arriving; not yet acknowledged to the client.
+    Receiving,
+    /// Complete, fsynced and acknowledged; waiting for the pipeline.
+    Received,
+    /// A pipeline worker has claimed it.
+    Processing,
+    /// Delivered to its target.
+    Delivered,
+    /// Failed; the file is in an exception folder.
+    Excepted,
+    /// The upload never completed (client gone, gateway crashed); the body was removed.
+    Aborted,
+}
+
+impl State {
+    /// The state's name as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Receiving => "receiving",
+            State::Received => "received",
+            State::Processing => "processing",
+            State::Delivered => "delivered",
+            State::Excepted => "excepted",
+            State::Aborted => "aborted",
+        }
+    }
+}
+
+/// One row of the journal.
+#[derive(Debug, Clone, FromRow, PartialEq, Eq)]
+pub struct TransferRow {
+    /// ULID.
+    pub id: String,
+    /// See [`State`].
+    pub state: String,
+    /// The channel whose rules apply.
+    pub channel: String,
+    /// The account that sent it.
+    pub account: String,
+    /// The mount it was written to (its name, without the slash).
+    pub mount: String,
+    /// The file name as the client sent it.
+    pub name: String,
+    /// Size in bytes (once received).
+    pub size: Option<i64>,
+    /// SHA-256 hex (once received).
+    pub sha256: Option<String>,
+    /// `sftp`, `ftp`, `ftps`.
+    pub protocol: String,
+    /// The client's address.
+    pub remote_addr: Option<String>,
+    /// Where the body is, relative to the spool root.
+    pub body_path: String,
+    /// When the first byte arrived (RFC 3339, UTC).
+    pub created_at: String,
+    /// When it was committed.
+    pub received_at: Option<String>,
+    /// Last state change.
+    pub updated_at: String,
+    /// 1 for a first submission, n for the n-th resubmission.
+    pub attempt: i64,
+    /// The first transfer of a resubmitted file.
+    pub parent_id: Option<String>,
+    /// Why it was aborted or excepted.
+    pub reason: Option<String>,
+}
+
+/// What is known about a transfer when its first byte arrives.
+#[derive(Debug, Clone)]
+pub struct NewTransfer {
+    /// ULID.
+    pub id: String,
+    /// Channel.
+    pub channel: String,
+    /// Account.
+    pub account: String,
+    /// Mount name.
+    pub mount: String,
+    /// Client's file name.
+    pub name: String,
+    /// Protocol name.
+    pub protocol: String,
+    /// Client address.
+    pub remote_addr: Option<String>,
+    /// Body location relative to the spool root.
+    pub body_path: String,
+}
+
+/// RFC 3339 UTC timestamp with milliseconds, the journal's one time format.
+pub fn timestamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Handle to the journal database.
+#[derive(Clone, Debug)]
+pub struct Journal {
+    pool: SqlitePool,
+}
+
+impl Journal {
+    /// Opens (creating if needed) and migrates the journal at `path`.
+    ///
+    /// # Errors
+    /// The database cannot be opened or migrated.
+    pub async fn open(path: &Path) -> Result<Self, Error> {
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await?;
+        let journal = Self { pool };
+        journal.migrate().await?;
+        Ok(journal)
+    }
+
+    async fn migrate(&self) -> Result<(), Error> {
+        let mut conn = self.pool.acquire().await?;
+        let version: i64 = sqlx::query_scalar("PRAGMA user_version").fetch_one(&mut *conn).await?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(version).unwrap_or(0)) {
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            sqlx::raw_sql(*sql).execute(&mut *tx).await?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PRAGMA user_version = {}", i + 1))).execute(&mut *tx).await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// Records the first byte of a transfer (`receiving`).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn insert_receiving(&self, t: &NewTransfer) -> Result<(), Error> {
+        let now = timestamp(Utc::now());
+        sqlx::query(
+            "INSERT INTO transfers (id, state, channel, account, mount, name, protocol, remote_addr, body_path, created_at, updated_at)
+             VALUES (?, 'receiving', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&t.id)
+        .bind(&t.channel)
+        .bind(&t.account)
+        .bind(&t.mount)
+        .bind(&t.name)
+        .bind(&t.protocol)
+        .bind(&t.remote_addr)
+        .bind(&t.body_path)
+        .bind(&now)
+        .bind(&now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Commits a complete upload: `receiving → received` with its size and digest.
+    /// Returns false if the row was not `receiving` (already aborted by recovery).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn mark_received(&self, id: &str, size: u64, sha256: &str) -> Result<bool, Error> {
+        let now = timestamp(Utc::now());
+        let r = sqlx::query(
+            "UPDATE transfers SET state = 'received', size = ?, sha256 = ?, received_at = ?, updated_at = ?
+             WHERE id = ? AND state = 'receiving'",
+        )
+        .bind(i64::try_from(size).unwrap_or(i64::MAX))
+        .bind(sha256)
+        .bind(&now)
+        .bind(&now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Marks an unfinished upload aborted, with the reason.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn mark_aborted(&self, id: &str, reason: &str) -> Result<bool, Error> {
+        let r = sqlx::query(
+            "UPDATE transfers SET state = 'aborted', reason = ?, updated_at = ? WHERE id = ? AND state = 'receiving'",
+        )
+        .bind(reason)
+        .bind(timestamp(Utc::now()))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Renames a received, not yet processed transfer (clients that upload under a temporary name).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn rename_received(&self, id: &str, new_name: &str) -> Result<bool, Error> {
+        let r = sqlx::query("UPDATE transfers SET name = ?, updated_at = ? WHERE id = ? AND state = 'received'")
+            .bind(new_name)
+            .bind(timestamp(Utc::now()))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// One transfer by id.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn get(&self, id: &str) -> Result<Option<TransferRow>, Error> {
+        Ok(sqlx::query_as("SELECT * FROM transfers WHERE id = ?").bind(id).fetch_optional(&self.pool).await?)
+    }
+
+    /// Every transfer in one state, oldest first.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn in_state(&self, state: State) -> Result<Vec<TransferRow>, Error> {
+        Ok(sqlx::query_as("SELECT * FROM transfers WHERE state = ? ORDER BY id")
+            .bind(state.as_str())
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// An account's transfers of a channel that are received but not yet finished (what its inbound
+    /// folder lists), oldest first.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn pending_in_box(&self, account: &str, channel: &str) -> Result<Vec<TransferRow>, Error> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM transfers WHERE account = ? AND channel = ? AND state IN ('received', 'processing') ORDER BY id",
+        )
+        .bind(account)
+        .bind(channel)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The newest pending transfer of this name in an account's inbound box.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn pending_by_name(
+        &self,
+        account: &str,
+        channel: &str,
+        name: &str,
+    ) -> Result<Option<TransferRow>, Error> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM transfers WHERE account = ? AND channel = ? AND name = ? AND state IN ('received', 'processing')
+             ORDER BY id DESC LIMIT 1",
+        )
+        .bind(account)
+        .bind(channel)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Number of transfers per state (for status output and tests).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn count_by_state(&self) -> Result<Vec<(String, i64)>, Error> {
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM transfers GROUP BY state ORDER BY state")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| (r.get::<String, _>("state"), r.get::<i64, _>("n"))).collect())
+    }
+
+    /// Closes the pool, waiting for connections to finish.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
