@@ -68,7 +68,11 @@ fn every_semantic_problem_is_reported_at_its_key() {
     let p = problems(&text);
     assert_eq!(p.len(), 3, "{p:#?}");
     assert!(p[0].starts_with("/etc/wharf/wharf.toml:5:1: sftp.listen: `localhost` is not an address"), "{}", p[0]);
-    assert!(p[1].contains(":13:") && p[1].contains("accounts[0].mounts[0].permissions[2]: unknown permission `fly`"), "{}", p[1]);
+    assert!(
+        p[1].contains(":13:") && p[1].contains("accounts[0].mounts[0].permissions[2]: unknown permission `fly`"),
+        "{}",
+        p[1]
+    );
     assert!(p[2].contains(":14:") && p[2].contains("accounts[0].mounts[1].box: unknown box `outbox`"), "{}", p[2]);
 }
 
@@ -118,7 +122,9 @@ fn authorized_keys_are_parsed() {
     let c = parse(&text).expect("valid");
     assert_eq!(c.accounts[0].authorized_keys.len(), 1);
     let bad = good().replace(&format!("password_hash = \"{HASH}\""), "authorized_keys = \"ssh-ed25519 garbage\"");
-    assert!(problems(&bad).join("\n").contains("accounts[0].authorized_keys: key entry 1 is not an OpenSSH public key"));
+    assert!(
+        problems(&bad).join("\n").contains("accounts[0].authorized_keys: key entry 1 is not an OpenSSH public key")
+    );
 }
 
 #[test]

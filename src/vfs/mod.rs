@@ -289,6 +289,11 @@ impl Session {
                 dirbox::RESERVED_PREFIX
             )));
         }
+        if path.components().len() == 1 && !self.account.mounts.iter().any(|m| m.name == name) {
+            return Err(Error::Denied(format!(
+                "{path}: the top folder holds only your folders; upload into one of them"
+            )));
+        }
         let inner = match self.resolve(path)? {
             Place::InboundFile(m, channel, name) => {
                 Self::require(m.permissions.write, "uploads", m)?;

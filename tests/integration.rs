@@ -1,0 +1,10 @@
+//! Integration tests: one binary (ripgrep's layout), each module a protocol or concern.
+//! Every test starts its own gateway on ephemeral loopback ports in its own temporary folder.
+
+mod support;
+
+mod cli;
+mod crash;
+mod ftp;
+mod security;
+mod sftp;
