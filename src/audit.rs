@@ -119,7 +119,7 @@ struct Tail {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The trail cannot be opened or read.
-    #[error("audit trail {path}: {source}")]
+    #[error("audit trail {path}")]
     Io {
         /// The trail's path.
         path: PathBuf,

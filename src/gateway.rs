@@ -22,7 +22,7 @@ pub enum Error {
     #[error(transparent)]
     Spool(#[from] spool::Error),
     /// A listener cannot be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         /// The configured address.
         addr: SocketAddr,

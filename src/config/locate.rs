@@ -61,6 +61,17 @@ impl fmt::Display for KeyPath {
     }
 }
 
+/// The key path of a key that `serde_ignored` reported as unknown.
+pub fn from_ignored(path: &serde_ignored::Path<'_>) -> KeyPath {
+    use serde_ignored::Path as P;
+    match path {
+        P::Root => KeyPath::root(),
+        P::Seq { parent, index } => from_ignored(parent).index(*index),
+        P::Map { parent, key } => from_ignored(parent).key(key),
+        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => from_ignored(parent),
+    }
+}
+
 /// 1-based line and column of a byte offset in `text`.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());

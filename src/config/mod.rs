@@ -8,7 +8,7 @@
 mod locate;
 mod raw;
 
-pub use locate::{KeyPath, Seg, line_col, locate};
+pub use locate::{KeyPath, Seg, from_ignored, line_col, locate};
 
 use crate::vfs::path as vpath;
 use ipnet::IpNet;
@@ -292,7 +292,7 @@ impl Config {
     /// # Errors
     /// Every problem found.
     pub fn parse(path: &Path, text: &str) -> Result<Config, Error> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let syntax = |e: toml::de::Error| {
             let (line, col, key) = match e.span() {
                 Some(span) => {
                     let (l, c) = line_col(text, span.start);
@@ -302,9 +302,19 @@ impl Config {
                 None => (1, 1, "(syntax)".to_string()),
             };
             Error(vec![Problem { file: path.to_path_buf(), line, col, key, message: e.message().trim().to_string() }])
-        })?;
+        };
+        let mut unknown = Vec::new();
+        let de = toml::de::Deserializer::parse(text).map_err(syntax)?;
+        let raw: RawConfig = serde_ignored::deserialize(de, |p| unknown.push(from_ignored(&p))).map_err(syntax)?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let mut ck = Checker { file: path, text, problems: Vec::new() };
+        for key in &unknown {
+            let name = match key.0.last() {
+                Some(Seg::Key(k)) => k.clone(),
+                _ => key.to_string(),
+            };
+            ck.report(key, format!("unknown field `{name}`: not a setting here (misspelt, or in the wrong section?)"));
+        }
         let config = build(&raw, &base, path, &mut ck);
         if ck.problems.is_empty() { Ok(config) } else { Err(Error(ck.problems)) }
     }

@@ -1,4 +1,6 @@
-//! The config file exactly as written: serde structs with `deny_unknown_fields`, nothing resolved yet.
+//! The config file exactly as written: serde structs, nothing resolved yet. Unknown keys are not
+//! refused by serde (that would stop at the first); `serde_ignored` collects them all for
+//! [`super::Config::parse`], which reports each as an error.
 //! [`super::Config::load`] turns these into the validated, typed [`super::Config`].
 
 use serde::Deserialize;
@@ -6,7 +8,6 @@ use std::collections::BTreeMap;
 
 /// Top level of `wharf.toml`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawConfig {
     /// Where bodies, boxes, the journal and the audit trail live.
     pub spool: RawSpool,
@@ -24,7 +25,6 @@ pub struct RawConfig {
 
 /// `[spool]`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawSpool {
     /// Root folder of the spool.
     pub root: String,
@@ -36,7 +36,6 @@ pub struct RawSpool {
 
 /// `[sessions]`: limits for SFTP and FTP alike.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawSessions {
     /// Concurrent sessions one account may hold (SFTP and FTP together).
     pub max_per_account: Option<usize>,
@@ -50,7 +49,6 @@ pub struct RawSessions {
 
 /// `[sftp]`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawSftp {
     /// `host:port` to listen on.
     pub listen: String,
@@ -62,7 +60,6 @@ pub struct RawSftp {
 
 /// `[ftp]`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawFtp {
     /// `host:port` of the control connection.
     pub listen: String,
@@ -79,7 +76,6 @@ pub struct RawFtp {
 
 /// `[ftp.tls]`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawTls {
     /// PEM certificate chain.
     pub cert: String,
@@ -89,7 +85,6 @@ pub struct RawTls {
 
 /// `[[accounts]]`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawAccount {
     /// Login name.
     pub name: String,
@@ -115,7 +110,6 @@ pub struct RawAccount {
 
 /// One entry of `mounts`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawMount {
     /// Virtual path, e.g. `/invoices`.
     pub path: String,

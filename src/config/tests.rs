@@ -56,7 +56,7 @@ fn unknown_keys_are_errors_with_line_and_column() {
     let text = good().replace("host_key = \"keys/host\"", "host_key = \"keys/host\"\nhostkey = \"typo\"");
     let p = problems(&text);
     assert_eq!(p.len(), 1, "{p:?}");
-    assert!(p[0].starts_with("/etc/wharf/wharf.toml:7:1: hostkey: unknown field `hostkey`"), "{}", p[0]);
+    assert!(p[0].starts_with("/etc/wharf/wharf.toml:7:1: sftp.hostkey: unknown field `hostkey`"), "{}", p[0]);
 }
 
 #[test]

@@ -284,8 +284,8 @@ impl StorageBackend<FtpUser> for Backend {
     }
 }
 
-/// Builds the rustls config for FTPS: TLS 1.2 and 1.3, session IDs and tickets (clients such as
-/// rclone resume the control connection's session on data connections).
+/// Builds the rustls config for FTPS: TLS 1.2 and 1.3, TLS 1.2 session resumption, no TLS 1.3
+/// tickets (see below).
 ///
 /// # Errors
 /// The PEM files cannot be read or do not form a usable certificate and key.
@@ -306,8 +306,14 @@ pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, 
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(|e| format!("certificate and key do not match or are unusable: {e}"))?;
+    // TLS 1.2 session IDs let clients resume the control connection's session on data connections.
     config.session_storage = rustls::server::ServerSessionMemoryCache::new(4096);
-    config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().map_err(|e| e.to_string())?;
+    // No TLS 1.3 session tickets: rustls sends them after the handshake on every connection, data
+    // connections included, and curl before 8.8 never reads them on an upload; closing with that
+    // unread data makes the kernel reset the connection and the end of the upload is lost
+    // (curl/curl#13904: most FTPS uploads from Debian 12's curl failed with 426). A TLS 1.3 data
+    // connection then does a full handshake, which every client tested accepts.
+    config.send_tls13_tickets = 0;
     Ok(Arc::new(config))
 }
 

@@ -38,7 +38,7 @@ use writer::{BodyWriter, Written};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A filesystem operation failed.
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Io {
         /// What was being done, with the path.
         what: String,

@@ -581,6 +581,3 @@ impl Upload {
         Ok(done)
     }
 }
-
-#[cfg(test)]
-mod tests;
