@@ -104,7 +104,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
                 match russh::server::run_stream(ssh, stream, conn).await {
                     Ok(session) => {
                         if let Err(e) = session.await {
-                            tracing::debug!(%peer, error = %e, "ssh session ended with an error");
+                            tracing::info!(%peer, reason = %e, "ssh session closed");
                         }
                     }
                     Err(e) => tracing::debug!(%peer, error = %e, "ssh handshake failed"),

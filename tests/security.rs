@@ -162,3 +162,78 @@ fn login_from_outside_the_allowed_networks_is_refused() {
         && e["account"] == "fenced"
         && e["reason"].as_str().is_some_and(|r| r.contains("allowed networks"))));
 }
+
+#[test]
+fn a_failed_login_is_answered_only_after_the_configured_delay() {
+    let gw = Gateway::start(Options {
+        sessions: Some("max_per_account = 8\nmax_per_address = 16\nauth_failure_delay_ms = 1500\n".into()),
+        ..Options::default()
+    });
+    let t = std::time::Instant::now();
+    let out = gw.sftp_password("acme", "wrong", "ls /\n");
+    assert!(!out.status.success());
+    assert!(t.elapsed() >= std::time::Duration::from_millis(1400), "refused after only {:?}", t.elapsed());
+    // FTP too, through the same setting.
+    let t = std::time::Instant::now();
+    let out = crate::support::curl(&[&format!("ftp://acme:wrong@127.0.0.1:{}/", gw.ftp_port)]);
+    assert!(!out.status.success());
+    assert!(t.elapsed() >= std::time::Duration::from_millis(1400), "FTP refused after only {:?}", t.elapsed());
+}
+
+#[test]
+fn connections_beyond_the_per_address_limit_are_dropped() {
+    let gw = Gateway::start(Options {
+        sessions: Some("max_per_account = 8\nmax_per_address = 2\nauth_failure_delay_ms = 100\n".into()),
+        ..Options::default()
+    });
+    let hold: Vec<_> =
+        (0..2).map(|_| std::net::TcpStream::connect(("127.0.0.1", gw.sftp_port)).expect("connect")).collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let refused = gw.sftp("acme", "ls /\n");
+    assert!(!refused.status.success(), "a third connection must be refused: {}", text(&refused));
+    assert!(gw.log().contains("too many connections from this address"), "{}", gw.log());
+    drop(hold);
+    gw.wait_for(10, "the slots to be released", || gw.sftp("acme", "ls /\n").status.success());
+}
+
+#[test]
+fn an_idle_sftp_session_is_closed() {
+    let gw = Gateway::start(Options {
+        sessions: Some(
+            "max_per_account = 8\nmax_per_address = 16\nauth_failure_delay_ms = 100\nidle_timeout_secs = 2\n".into(),
+        ),
+        ..Options::default()
+    });
+    let mut idle = std::process::Command::new("sftp")
+        .args(crate::support::ssh_opts(gw.sftp_port))
+        .arg("-i")
+        .arg(&gw.keys["acme"])
+        .arg("-b")
+        .arg("-")
+        .arg("acme@127.0.0.1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("sftp");
+    // The client sends nothing for 4 s (twice the timeout), then asks for a listing: the session
+    // must be gone by then, so the listing fails.
+    gw.wait_for(20, "the session to log in", || gw.audit().iter().any(|e| e["event"] == "login_ok"));
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    {
+        use std::io::Write;
+        let mut stdin = idle.stdin.take().expect("stdin");
+        let _ = stdin.write_all(b"ls /\n");
+    }
+    let status = idle.wait().expect("sftp exits");
+    assert!(!status.success(), "the idle session still answered after 4 s with idle_timeout_secs = 2");
+    assert!(gw.log().contains("Inactivity timeout"), "{}", gw.log());
+}
+
+#[test]
+fn the_host_key_is_generated_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let gw = Gateway::start(Options::default());
+    let mode = std::fs::metadata(gw.dir.path().join("host_key")).expect("host key generated").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "host key mode {mode:o}");
+}

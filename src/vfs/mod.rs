@@ -294,9 +294,11 @@ impl Session {
                 "{path}: the top folder holds only your folders; upload into one of them"
             )));
         }
+        let mut channel_of = None;
         let inner = match self.resolve(path)? {
             Place::InboundFile(m, channel, name) => {
                 Self::require(m.permissions.write, "uploads", m)?;
+                channel_of = Some(channel);
                 self.spool.begin_transfer(channel, &m.name, &name, &self.origin).await.map_err(spool_error)?
             }
             Place::Folder(m, j) if !j.rel.is_empty() => {
@@ -323,7 +325,16 @@ impl Session {
             }
             _ => return Err(Error::Unsupported(format!("{path}: is a folder"))),
         };
-        Ok(Upload { inner, event: self.event("upload_completed", path), spool: self.spool.clone() })
+        let span = tracing::info_span!(
+            "upload",
+            transfer = %inner.id(),
+            account = %self.origin.account,
+            protocol = self.origin.protocol,
+            path = %path,
+            channel = channel_of.unwrap_or("-"),
+        );
+        tracing::debug!(parent: &span, "upload started");
+        Ok(Upload { inner, event: self.event("upload_completed", path), spool: self.spool.clone(), span })
     }
 
     /// Removes a file.
@@ -555,6 +566,8 @@ pub struct Upload {
     inner: spool::Upload,
     event: Event,
     spool: Arc<Spool>,
+    /// Carries transfer id, account, protocol, path and channel into every log line of the upload.
+    span: tracing::Span,
 }
 
 impl Upload {
@@ -571,12 +584,20 @@ impl Upload {
     /// # Errors
     /// The body could not be made durable; nothing was committed.
     pub async fn commit(self) -> Result<spool::Committed> {
-        let done = self.inner.commit().await.map_err(spool_error)?;
+        use tracing::Instrument;
+        let span = self.span.clone();
+        let done = match self.inner.commit().instrument(span.clone()).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(parent: &span, error = %e, "upload not committed");
+                return Err(spool_error(e));
+            }
+        };
         let mut ev = self.event.size(done.written.size).sha256(&done.written.sha256);
         if let Some(t) = &done.transfer_id {
             ev = ev.transfer(t);
         }
-        tracing::info!(transfer = ?done.transfer_id, account = ?ev.account, path = ?ev.path, size = done.written.size, sha256 = %done.written.sha256, "upload committed");
+        tracing::info!(parent: &span, size = done.written.size, sha256 = %done.written.sha256, "upload committed");
         self.spool.audit().record(ev);
         Ok(done)
     }
