@@ -696,3 +696,28 @@ fn idle_timeout_still_closes_a_session_after_a_failed_data_tls_handshake() {
     let after = raw.cmd("NOOP");
     assert!(!matches!(after, Ok((200, _))), "idle for 5 s with idle_timeout_secs = 2, yet: {after:?}");
 }
+
+#[test]
+fn an_ftps_client_killed_mid_upload_leaves_no_received_transfer() {
+    let gw = Gateway::start(Options { tls: true, ..Options::default() });
+    let src = gw.dir.path().join("big.pdf");
+    random_file(&src, 16 * 1024 * 1024, 31);
+    // ~250 kB/s: the upload surely is in the middle when it is killed.
+    let mut child = std::process::Command::new("curl")
+        .args(["-sS", "--ssl-reqd", "-k", "--limit-rate", "250k", "-T"])
+        .arg(&src)
+        .arg(gw.ftp_url("acme", "/invoices/big.pdf"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("curl");
+    gw.wait_for(30, "the upload to start", || gw.transfers().iter().any(|t| t.state == "receiving"));
+    std::thread::sleep(Duration::from_millis(500));
+    child.kill().expect("kill curl");
+    let _ = child.wait();
+    gw.wait_for(30, "the upload to be aborted", || {
+        gw.transfers().iter().any(|t| t.state == "aborted") && !gw.transfers().iter().any(|t| t.state == "receiving")
+    });
+    assert!(gw.received().is_empty(), "a killed FTPS upload must not be committed: {:?}", gw.transfers());
+    assert_eq!(std::fs::read_dir(gw.spool().join("tmp")).map(|d| d.count()).unwrap_or(0), 0);
+}
