@@ -3,9 +3,13 @@
 
 use crate::accounts::Accounts;
 use crate::audit::{self, Audit};
-use crate::config::Config;
+use crate::config::{Config, TargetKind};
 use crate::frontends::{ftp::FtpFrontend, sftp};
+use crate::pipeline::Pipeline;
+use crate::rules::Rules;
 use crate::spool::{self, Spool};
+use crate::targets::{Target, fs::FsTarget};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -129,7 +133,65 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         }));
     }
 
+    if let Some(p) = &config.pipeline {
+        let rules = Arc::new(load_rules(&config)?.ok_or_else(|| Error::Other("no rules".into()))?);
+        let targets = build_targets(&config);
+        let pipeline = Arc::new(Pipeline::new(spool.clone(), rules, targets, &config));
+        pipeline.start(p.workers, shutdown.clone(), &mut tasks).await.map_err(|e| Error::Spool(e.into()))?;
+    }
+
     Ok(Running { sftp_addr, ftp_addr, recovery, spool, shutdown, tasks })
+}
+
+/// Loads the rule files of the pipeline (if configured) and checks them against the config:
+/// every target a rule names exists, every inbound channel has rules.
+///
+/// # Errors
+/// Every problem, located in the rule file or the config.
+pub fn load_rules(config: &Config) -> Result<Option<Rules>, Error> {
+    let Some(p) = &config.pipeline else { return Ok(None) };
+    let rules = Rules::load_dir(&p.rules_dir).map_err(|e| Error::Other(e.to_string()))?;
+    let mut problems = Vec::new();
+    for set in rules.channels() {
+        if !config.targets.iter().any(|t| t.name == set.target()) {
+            problems.push(format!(
+                "{}: target.name: no target named `{}` in {} (known: {})",
+                set.source().display(),
+                set.target(),
+                config.source.display(),
+                config.targets.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
+    for a in &config.accounts {
+        for m in &a.mounts {
+            if let crate::config::BoxKind::Inbound { channel } = &m.kind
+                && rules.get(channel).is_none()
+            {
+                problems.push(format!(
+                    "{}: accounts `{}` mount `/{}`: channel `{channel}` has no rule file {}",
+                    config.source.display(),
+                    a.name,
+                    m.name,
+                    p.rules_dir.join(format!("{channel}.toml")).display()
+                ));
+            }
+        }
+    }
+    if problems.is_empty() { Ok(Some(rules)) } else { Err(Error::Other(problems.join("\n"))) }
+}
+
+fn build_targets(config: &Config) -> HashMap<String, Arc<dyn Target>> {
+    config
+        .targets
+        .iter()
+        .map(|t| {
+            let target: Arc<dyn Target> = match &t.kind {
+                TargetKind::Fs { root } => Arc::new(FsTarget::new(&t.name, root.clone())),
+            };
+            (t.name.clone(), target)
+        })
+        .collect()
 }
 
 /// Accepts connections until shutdown; `handle` returns the connection's task, or `None` to refuse.

@@ -11,7 +11,12 @@
 //!   maps a client path to storage.
 //! - [`frontends`]: SFTP (russh + russh-sftp) and FTP/FTPS (libunftp) adapters over [`vfs`].
 //! - [`spool`]: bodies on disk (tmp → fsync → rename) and the journal (SQLite); crash recovery.
+//! - [`pipeline`]: workers that apply a channel's rules and deliver, or put the file in an
+//!   exception folder with its reason.
+//! - [`targets`]: where documents are delivered (one trait; `fs` is the embedded default).
 //! - [`audit`]: the append-only, hash-chained audit trail.
+//! - [`rules`]: the rules engine: rule files (`rules/<channel>.toml`), checks, metadata, destinations
+//!   and inline rule tests. Pure: evaluates one file to an outcome; moves nothing.
 //! - [`gateway`]: wiring of a running gateway.
 #![warn(missing_docs)]
 
@@ -20,5 +25,8 @@ pub mod audit;
 pub mod config;
 pub mod frontends;
 pub mod gateway;
+pub mod pipeline;
+pub mod rules;
 pub mod spool;
+pub mod targets;
 pub mod vfs;

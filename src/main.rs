@@ -47,6 +47,35 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Rule files: run their inline tests, explain a decision.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Run every `[[test]]` of every channel; exit 1 if one fails.
+    Test {
+        /// Config file whose `[pipeline] rules` folder to test.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Show which accept entry a file name matches, its metadata and destination, or why not.
+    Explain {
+        /// Config file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Channel (rule file name without `.toml`).
+        #[arg(long)]
+        channel: String,
+        /// Account whose attributes to use (default: none).
+        #[arg(long)]
+        account: Option<String>,
+        /// The file name to explain.
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -154,6 +183,60 @@ fn audit_verify(config: Option<PathBuf>, file: Option<PathBuf>) -> Result<ExitCo
     }
 }
 
+fn load_rules(config: &std::path::Path) -> Result<(Config, wharf::rules::Rules), ExitCode> {
+    let config = load(config)?;
+    match wharf::gateway::load_rules(&config) {
+        Ok(Some(rules)) => Ok((config, rules)),
+        Ok(None) => {
+            eprintln!("{}: no [pipeline] section, so no rules to use", config.source.display());
+            Err(ExitCode::from(2))
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+fn rules_test(config: &std::path::Path) -> Result<ExitCode> {
+    let (_, rules) = match load_rules(config) {
+        Ok(r) => r,
+        Err(code) => return Ok(code),
+    };
+    let results = rules.run_tests();
+    let failed = results.iter().filter(|r| !r.passed).count();
+    for r in &results {
+        println!("{r}");
+    }
+    let channels = rules.channels().count();
+    println!("{} passed, {failed} failed ({channels} channels)", results.len() - failed);
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn rules_explain(config: &std::path::Path, channel: &str, account: Option<&str>, name: &str) -> Result<ExitCode> {
+    let (config, rules) = match load_rules(config) {
+        Ok(r) => r,
+        Err(code) => return Ok(code),
+    };
+    let Some(set) = rules.get(channel) else {
+        eprintln!(
+            "no channel `{channel}`; known: {}",
+            rules.channels().map(|c| c.channel()).collect::<Vec<_>>().join(", ")
+        );
+        return Ok(ExitCode::from(2));
+    };
+    let mut input = wharf::rules::Input::named(name);
+    if let Some(a) = account {
+        let Some(acc) = config.account(a) else {
+            eprintln!("no account `{a}` in {}", config.source.display());
+            return Ok(ExitCode::from(2));
+        };
+        input.account = wharf::rules::Account { name: acc.name.clone(), attributes: acc.attributes.clone() };
+    }
+    println!("{}", set.explain(&input));
+    Ok(ExitCode::SUCCESS)
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -161,14 +244,25 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { config } => serve(config).await,
         Command::Check { config } => Ok(match load(&config) {
-            Ok(c) => {
-                println!("{}: ok ({} accounts)", c.source.display(), c.accounts.len());
-                ExitCode::SUCCESS
-            }
+            Ok(c) => match wharf::gateway::load_rules(&c) {
+                Ok(rules) => {
+                    let channels = rules.as_ref().map_or(0, |r| r.channels().count());
+                    println!("{}: ok ({} accounts, {channels} rule files)", c.source.display(), c.accounts.len());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(2)
+                }
+            },
             Err(code) => code,
         }),
         Command::User { command: UserCommand::HashPassword } => hash_password(),
         Command::Audit { command: AuditCommand::Verify { config, file } } => audit_verify(config, file),
+        Command::Rules { command: RulesCommand::Test { config } } => rules_test(&config),
+        Command::Rules { command: RulesCommand::Explain { config, channel, account, name } } => {
+            rules_explain(&config, &channel, account.as_deref(), &name)
+        }
     };
     match result {
         Ok(code) => code,

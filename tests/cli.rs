@@ -137,7 +137,7 @@ fn check_accepts_the_demo_config_and_an_unreadable_file_is_exit_2() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = wharf(&["check", "--config", demo.to_str().expect("utf-8 path")], dir.path());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(stdout(&out).contains("ok (3 accounts)"), "{}", text(&out));
+    assert!(stdout(&out).contains("ok (3 accounts, 3 rule files)"), "{}", text(&out));
 
     let out = wharf(&["check", "--config", "missing.toml"], dir.path());
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
@@ -343,4 +343,43 @@ fn serve_start_up_error_states_its_cause_once() {
     assert_eq!(code, Some(1), "{err}");
     // Regression: the cause used to be printed twice (in Display and again as the source chain).
     assert_eq!(err.matches("Not a directory").count(), 1, "{err}");
+}
+
+#[test]
+fn rules_test_runs_the_shipped_inline_tests_and_explain_shows_the_decision() {
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/demo.toml");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let demo = demo.to_str().expect("utf-8 path");
+    let out = wharf(&["rules", "test", "--config", demo], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(stdout(&out).lines().any(|l| l.ends_with("0 failed (3 channels)")), "{}", text(&out));
+
+    let out = wharf(
+        &["rules", "explain", "--config", demo, "--channel", "invoices", "--account", "acme", "INV-ACME-2026-0001.pdf"],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let s = stdout(&out);
+    assert!(
+        s.contains("ACCEPTED") && s.contains("2026/ACME/INV-ACME-2026-0001.pdf") && s.contains("Acme Corporation"),
+        "{s}"
+    );
+    let out = wharf(&["rules", "explain", "--config", demo, "--channel", "invoices", "invoice.pdf"], dir.path());
+    assert!(stdout(&out).contains("EXCEPTED"), "{}", text(&out));
+
+    // A failing inline test makes `rules test` exit 1.
+    std::fs::create_dir_all(dir.path().join("rules/tables")).expect("mkdir");
+    std::fs::write(
+        dir.path().join("rules/c.toml"),
+        "[[accept]]\nname = \"any\"\npattern = '^.+\\.txt$'\n\n[target]\nname = \"t\"\ndestination = \"{file.name}\"\n\n[[test]]\nfile = \"a.pdf\"\nexpect = \"accepted\"\n",
+    )
+    .expect("rule file");
+    std::fs::write(
+        dir.path().join("w.toml"),
+        "[spool]\nroot = \"spool\"\n[sftp]\nlisten = \"127.0.0.1:0\"\nhost_key = \"k\"\n[pipeline]\nrules = \"rules\"\n[[targets]]\nname = \"t\"\ntype = \"fs\"\nroot = \"out\"\n",
+    )
+    .expect("config");
+    let out = wharf(&["rules", "test", "--config", "w.toml"], dir.path());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(stdout(&out).contains("0 passed, 1 failed"), "{}", text(&out));
 }

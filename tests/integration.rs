@@ -6,5 +6,6 @@ mod support;
 mod cli;
 mod crash;
 mod ftp;
+mod pipeline;
 mod security;
 mod sftp;

@@ -73,6 +73,38 @@ pub struct Config {
     pub ftp: Option<FtpConfig>,
     /// Logins.
     pub accounts: Vec<AccountConfig>,
+    /// The rules pipeline, if enabled.
+    pub pipeline: Option<PipelineConfig>,
+    /// Delivery targets.
+    pub targets: Vec<TargetConfig>,
+}
+
+/// The rules pipeline.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// Folder of the rule files.
+    pub rules_dir: PathBuf,
+    /// Concurrent workers.
+    pub workers: usize,
+}
+
+/// One delivery target.
+#[derive(Debug, Clone)]
+pub struct TargetConfig {
+    /// Name the rules use.
+    pub name: String,
+    /// Connector and its settings.
+    pub kind: TargetKind,
+}
+
+/// The connectors (this enum is the only registry).
+#[derive(Debug, Clone)]
+pub enum TargetKind {
+    /// A plain folder.
+    Fs {
+        /// Where documents are written.
+        root: PathBuf,
+    },
 }
 
 /// Where the durable state lives.
@@ -369,7 +401,44 @@ fn build(raw: &RawConfig, base: &Path, file: &Path, ck: &mut Checker<'_>) -> Con
         .enumerate()
         .map(|(i, a)| build_account(a, &root.key("accounts").index(i), base, &names, ck))
         .collect();
-    Config { source: file.to_path_buf(), spool, sessions, sftp, ftp, accounts }
+    let pipeline = raw.pipeline.as_ref().map(|p| {
+        let workers = p.workers.unwrap_or(4);
+        if workers == 0 || workers > 256 {
+            ck.report(&root.key("pipeline").key("workers"), "must be between 1 and 256");
+        }
+        PipelineConfig { rules_dir: resolve(base, &p.rules), workers }
+    });
+    let mut target_names = HashSet::new();
+    let targets = raw
+        .targets
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| {
+            let key = root.key("targets").index(i);
+            if !is_valid_name(&t.name) {
+                ck.report(&key.key("name"), format!("`{}` is not a valid target name", t.name));
+            }
+            if !target_names.insert(t.name.as_str()) {
+                ck.report(&key.key("name"), format!("target `{}` is defined twice", t.name));
+            }
+            match t.kind.as_str() {
+                "fs" => match &t.root {
+                    Some(r) => {
+                        Some(TargetConfig { name: t.name.clone(), kind: TargetKind::Fs { root: resolve(base, r) } })
+                    }
+                    None => {
+                        ck.report(&key.key("type"), "an `fs` target needs `root = \"folder\"`");
+                        None
+                    }
+                },
+                other => {
+                    ck.report(&key.key("type"), format!("unknown target type `{other}`; known: fs"));
+                    None
+                }
+            }
+        })
+        .collect();
+    Config { source: file.to_path_buf(), spool, sessions, sftp, ftp, accounts, pipeline, targets }
 }
 
 fn build_sessions(raw: &RawConfig, ck: &mut Checker<'_>) -> SessionLimits {

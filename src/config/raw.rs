@@ -21,6 +21,32 @@ pub struct RawConfig {
     /// The logins.
     #[serde(default)]
     pub accounts: Vec<RawAccount>,
+    /// The rules pipeline; absent means received files wait in the spool.
+    pub pipeline: Option<RawPipeline>,
+    /// Where documents are delivered.
+    #[serde(default)]
+    pub targets: Vec<RawTarget>,
+}
+
+/// `[pipeline]`.
+#[derive(Debug, Deserialize)]
+pub struct RawPipeline {
+    /// Folder of the rule files (`<channel>.toml`, `tables/*.csv`).
+    pub rules: String,
+    /// Concurrent workers.
+    pub workers: Option<usize>,
+}
+
+/// `[[targets]]`.
+#[derive(Debug, Deserialize)]
+pub struct RawTarget {
+    /// Name the rules use.
+    pub name: String,
+    /// Connector type: `fs`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// fs: the folder documents are written under.
+    pub root: Option<String>,
 }
 
 /// `[spool]`.

@@ -20,7 +20,8 @@ pub enum Error {
 }
 
 /// Ordered schema migrations; `PRAGMA user_version` records how many have run.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE transfers (
     id          TEXT PRIMARY KEY,
     state       TEXT NOT NULL,
@@ -42,7 +43,14 @@ CREATE TABLE transfers (
 );
 CREATE INDEX transfers_by_state ON transfers (state);
 CREATE INDEX transfers_by_box ON transfers (account, channel, state, name);
-"];
+",
+    r"
+ALTER TABLE transfers ADD COLUMN receipt TEXT;
+ALTER TABLE transfers ADD COLUMN not_before TEXT;
+ALTER TABLE transfers ADD COLUMN delivery_attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE transfers ADD COLUMN claimed_at TEXT;
+",
+];
 
 /// A transfer's state; see the spool's module documentation for the life cycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +120,14 @@ pub struct TransferRow {
     pub parent_id: Option<String>,
     /// Why it was aborted or excepted.
     pub reason: Option<String>,
+    /// The target's receipt (JSON) once delivered.
+    pub receipt: Option<String>,
+    /// Not to be claimed before this time (backoff after a transient delivery failure).
+    pub not_before: Option<String>,
+    /// Delivery attempts made so far.
+    pub delivery_attempts: i64,
+    /// When a worker claimed it (`processing`).
+    pub claimed_at: Option<String>,
 }
 
 /// What is known about a transfer when its first byte arrives.
@@ -306,6 +322,91 @@ impl Journal {
         .bind(name)
         .fetch_optional(&self.pool)
         .await?)
+    }
+
+    /// Claims the oldest `received` transfer that is due, moving it to `processing` in one statement,
+    /// so that two workers (or nodes) can never take the same one.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn claim_next(&self) -> Result<Option<TransferRow>, Error> {
+        let now = timestamp(Utc::now());
+        Ok(sqlx::query_as(
+            "UPDATE transfers SET state = 'processing', claimed_at = ?, updated_at = ?
+             WHERE id = (SELECT id FROM transfers WHERE state = 'received' AND (not_before IS NULL OR not_before <= ?)
+                         ORDER BY id LIMIT 1)
+               AND state = 'received'
+             RETURNING *",
+        )
+        .bind(&now)
+        .bind(&now)
+        .bind(&now)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// `processing → delivered`, with the target's receipt.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn mark_delivered(&self, id: &str, receipt: &str) -> Result<bool, Error> {
+        self.finish(id, "delivered", None, Some(receipt)).await
+    }
+
+    /// `processing → excepted`, with the reason.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn mark_excepted(&self, id: &str, reason: &str) -> Result<bool, Error> {
+        self.finish(id, "excepted", Some(reason), None).await
+    }
+
+    async fn finish(&self, id: &str, state: &str, reason: Option<&str>, receipt: Option<&str>) -> Result<bool, Error> {
+        let r = sqlx::query(
+            "UPDATE transfers SET state = ?, reason = ?, receipt = ?, updated_at = ?,
+                    delivery_attempts = delivery_attempts + 1
+             WHERE id = ? AND state = 'processing'",
+        )
+        .bind(state)
+        .bind(reason)
+        .bind(receipt)
+        .bind(timestamp(Utc::now()))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// `processing → received` again after a transient failure, not to be claimed before `not_before`.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn retry_later(&self, id: &str, not_before: DateTime<Utc>, reason: &str) -> Result<bool, Error> {
+        let r = sqlx::query(
+            "UPDATE transfers SET state = 'received', not_before = ?, reason = ?, updated_at = ?,
+                    delivery_attempts = delivery_attempts + 1
+             WHERE id = ? AND state = 'processing'",
+        )
+        .bind(timestamp(not_before))
+        .bind(reason)
+        .bind(timestamp(Utc::now()))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Start-up: transfers a crashed worker had claimed go back to `received` (delivery is
+    /// idempotent, so processing them again cannot make a second copy). Returns how many.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn requeue_processing(&self) -> Result<u64, Error> {
+        let r = sqlx::query("UPDATE transfers SET state = 'received', updated_at = ? WHERE state = 'processing'")
+            .bind(timestamp(Utc::now()))
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
     }
 
     /// Number of transfers per state (for status output and tests).

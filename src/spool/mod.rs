@@ -64,6 +64,8 @@ pub struct Spool {
     root: PathBuf,
     journal: Journal,
     audit: Arc<Audit>,
+    /// Wakes idle pipeline workers when a transfer is committed.
+    received: tokio::sync::Notify,
 }
 
 /// Who is uploading, for the journal and the audit trail.
@@ -111,7 +113,7 @@ impl Spool {
             fs::create_dir_all(parent).map_err(io_err(format!("create {}", parent.display())))?;
         }
         let journal = Journal::open(&cfg.journal).await?;
-        Ok(Arc::new(Self { root: cfg.root.clone(), journal, audit }))
+        Ok(Arc::new(Self { root: cfg.root.clone(), journal, audit, received: tokio::sync::Notify::new() }))
     }
 
     /// The spool's root folder.
@@ -127,6 +129,11 @@ impl Spool {
     /// The audit trail.
     pub fn audit(&self) -> &Audit {
         &self.audit
+    }
+
+    /// Resolves when a transfer has been committed (or spuriously; callers re-check the journal).
+    pub async fn received_notified(&self) {
+        self.received.notified().await;
     }
 
     /// Folder of an account's outbound box.
@@ -322,6 +329,7 @@ impl Upload {
             }
             // Committed: nothing for Drop to undo.
             self.tmp = PathBuf::new();
+            self.spool.received.notify_waiters();
             return Ok(Committed { transfer_id: Some(self.id.clone()), written });
         }
         self.tmp = PathBuf::new();

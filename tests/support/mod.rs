@@ -22,6 +22,9 @@ pub struct Options {
     pub extra: String,
     /// `[sessions]` body (defaults: generous limits, 200 ms auth delay).
     pub sessions: Option<String>,
+    /// Run the rules pipeline with the repository's shipped `rules/` and an fs target `demo-ecm`
+    /// writing to `<dir>/ecm`.
+    pub pipeline: bool,
 }
 
 /// A running gateway under test. Killed (and its folder removed) on drop.
@@ -91,8 +94,16 @@ impl Gateway {
         let sessions = opts.sessions.clone().unwrap_or_else(|| {
             "max_per_account = 64\nmax_per_address = 128\nauth_failure_delay_ms = 200\nidle_timeout_secs = 120\n".into()
         });
+        let pipeline = if opts.pipeline {
+            format!(
+                "[pipeline]\nrules = \"{}/rules\"\nworkers = 2\n\n[[targets]]\nname = \"demo-ecm\"\ntype = \"fs\"\nroot = \"ecm\"\n\n",
+                env!("CARGO_MANIFEST_DIR")
+            )
+        } else {
+            String::new()
+        };
         let text = format!(
-            "[spool]\nroot = \"spool\"\n\n[sessions]\n{sessions}\n[sftp]\nlisten = \"127.0.0.1:0\"\nhost_key = \"host_key\"\n\n{ftp}\n{accounts}\n{}\n",
+            "{pipeline}[spool]\nroot = \"spool\"\n\n[sessions]\n{sessions}\n[sftp]\nlisten = \"127.0.0.1:0\"\nhost_key = \"host_key\"\n\n{ftp}\n{accounts}\n{}\n",
             opts.extra
         );
         let config = dir.path().join("wharf.toml");
@@ -229,6 +240,9 @@ impl Gateway {
                 wharf::spool::journal::State::Receiving,
                 wharf::spool::journal::State::Received,
                 wharf::spool::journal::State::Aborted,
+                wharf::spool::journal::State::Processing,
+                wharf::spool::journal::State::Delivered,
+                wharf::spool::journal::State::Excepted,
             ] {
                 rows.extend(j.in_state(s).await.expect("rows"));
             }
@@ -236,6 +250,11 @@ impl Gateway {
             rows.sort_by(|a, b| a.id.cmp(&b.id));
             rows
         })
+    }
+
+    /// Transfers in `state`.
+    pub fn in_state(&self, state: &str) -> Vec<wharf::spool::journal::TransferRow> {
+        self.transfers().into_iter().filter(|t| t.state == state).collect()
     }
 
     /// Transfers in state `received`.

@@ -1,0 +1,290 @@
+//! Pipeline workers: claim a `received` transfer, apply its channel's rules, deliver it to its
+//! target, and record the outcome.
+//!
+//! - **Claim** is one conditional `UPDATE` in the journal (`received → processing`), so several
+//!   workers (and later several nodes) never take the same transfer.
+//! - **Accepted** files are delivered; `Delivered` is journaled with the target's receipt, then
+//!   the body leaves the spool. `Retry` puts the transfer back to `received` with a `not_before`
+//!   (exponential backoff with jitter) until the rule's attempts or maximum age run out; `Except`
+//!   and exhausted retries go to the exception folder.
+//! - **Excepted** files go to `exceptions/<channel>/<account>/` with their reason files.
+//! - **Crash safety**: at start-up `processing` transfers return to `received` and are processed
+//!   again; targets are idempotent (they find their own earlier delivery by name and checksum), so
+//!   a crash between delivering and journaling never makes a second copy.
+
+pub mod exceptions;
+
+use crate::audit::Event;
+use crate::config::Config;
+use crate::rules::{self, Outcome, Rules};
+use crate::spool::Spool;
+use crate::spool::journal::TransferRow;
+use crate::targets::{self, Delivery, Document, Target};
+use exceptions::Reason;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Everything a worker needs.
+pub struct Pipeline {
+    spool: Arc<Spool>,
+    rules: Arc<Rules>,
+    targets: HashMap<String, Arc<dyn Target>>,
+    accounts: HashMap<String, BTreeMap<String, String>>,
+}
+
+fn conflict(c: rules::Conflict) -> targets::Conflict {
+    match c {
+        rules::Conflict::Version => targets::Conflict::Version,
+        rules::Conflict::Rename => targets::Conflict::Rename,
+        rules::Conflict::Reject => targets::Conflict::Reject,
+        rules::Conflict::Overwrite => targets::Conflict::Overwrite,
+    }
+}
+
+impl Pipeline {
+    /// A pipeline over the spool with these rules and targets.
+    pub fn new(
+        spool: Arc<Spool>,
+        rules: Arc<Rules>,
+        targets: HashMap<String, Arc<dyn Target>>,
+        config: &Config,
+    ) -> Self {
+        let accounts = config.accounts.iter().map(|a| (a.name.clone(), a.attributes.clone())).collect();
+        Self { spool, rules, targets, accounts }
+    }
+
+    /// Start-up recovery of the pipeline's own states, then `workers` worker tasks until shutdown.
+    ///
+    /// # Errors
+    /// The journal failed during recovery.
+    pub async fn start(
+        self: Arc<Self>,
+        workers: usize,
+        stop: CancellationToken,
+        tasks: &mut tokio::task::JoinSet<()>,
+    ) -> Result<(), crate::spool::journal::Error> {
+        let requeued = self.spool.journal().requeue_processing().await?;
+        let (moved, removed) = exceptions::finish_pending(&self.spool).await?;
+        tracing::info!(requeued, moved, removed, workers, "pipeline recovered");
+        for n in 0..workers.max(1) {
+            let (me, stop) = (self.clone(), stop.clone());
+            tasks.spawn(async move { me.work(n, stop).await });
+        }
+        Ok(())
+    }
+
+    async fn work(&self, n: usize, stop: CancellationToken) {
+        loop {
+            if stop.is_cancelled() {
+                return;
+            }
+            match self.spool.journal().claim_next().await {
+                Ok(Some(row)) => self.process(row).await,
+                Ok(None) => {
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = self.spool.received_notified() => {}
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(worker = n, error = %e, "cannot claim work from the journal");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    fn input(&self, row: &TransferRow) -> rules::Input {
+        rules::Input {
+            name: row.name.clone(),
+            size: row.size.and_then(|s| u64::try_from(s).ok()),
+            body: Some(rules::content::Body::Path(self.spool.body(&row.body_path))),
+            account: rules::Account {
+                name: row.account.clone(),
+                attributes: self.accounts.get(&row.account).cloned().unwrap_or_default(),
+            },
+            transfer: rules::Transfer {
+                id: row.id.clone(),
+                sha256: row.sha256.clone().unwrap_or_default(),
+                received_at: row.received_at.clone().unwrap_or_default(),
+                protocol: row.protocol.clone(),
+            },
+            sidecar: None,
+            overrides: None,
+        }
+    }
+
+    /// Processes one claimed transfer to its outcome.
+    pub async fn process(&self, row: TransferRow) {
+        let span = tracing::info_span!("process", transfer = %row.id, account = %row.account, channel = %row.channel);
+        let _ = tracing::Instrument::instrument(self.process_inner(row), span).await;
+    }
+
+    async fn process_inner(&self, row: TransferRow) {
+        let Some(ruleset) = self.rules.get(&row.channel) else {
+            let why = Reason {
+                rule: "channel".into(),
+                location: String::new(),
+                reason: format!("channel `{}` has no rule file, so {} cannot be routed", row.channel, row.name),
+                remedy: format!("An administrator must add rules/{}.toml; then resubmit the file.", row.channel),
+                details: serde_json::Value::Null,
+            };
+            return self.except(&row, why).await;
+        };
+        let input = self.input(&row);
+        // Content and archive checks read the body: keep them off the async workers.
+        let (rules, channel) = (self.rules.clone(), row.channel.clone());
+        let outcome = match tokio::task::spawn_blocking(move || rules.get(&channel).map(|r| r.evaluate(&input))).await {
+            Ok(Some(o)) => o,
+            _ => {
+                tracing::error!("rule evaluation failed; the transfer stays queued");
+                let _ = self
+                    .spool
+                    .journal()
+                    .retry_later(&row.id, chrono::Utc::now() + chrono::Duration::seconds(30), "rule evaluation failed")
+                    .await;
+                return;
+            }
+        };
+        let (entry, metadata, destination, target, policy) = match outcome {
+            Outcome::Excepted(r) => {
+                self.audit(&row, "rule_excepted").reason(&r.reason).record(self);
+                let why = Reason {
+                    rule: r.rule.clone(),
+                    location: r.location.clone(),
+                    reason: r.reason.clone(),
+                    remedy: r.remedy.clone(),
+                    details: serde_json::to_value(&r).unwrap_or_default(),
+                };
+                return self.except(&row, why).await;
+            }
+            Outcome::Accepted { entry, metadata, destination, target, conflict } => {
+                (entry, metadata, destination, target, conflict)
+            }
+        };
+        self.audit(&row, "rule_accepted").reason(&format!("entry {entry} → {target}:{destination}")).record(self);
+        let Some(t) = self.targets.get(&target) else {
+            let why = Reason {
+                rule: "target.name".into(),
+                location: ruleset.source().display().to_string(),
+                reason: format!("the rules name target `{target}`, which is not configured"),
+                remedy: "An administrator must add the target to the config; then resubmit.".into(),
+                details: serde_json::Value::Null,
+            };
+            return self.except(&row, why).await;
+        };
+        let doc = Document {
+            transfer_id: row.id.clone(),
+            body: self.spool.body(&row.body_path),
+            destination,
+            sha256: row.sha256.clone().unwrap_or_default(),
+            size: row.size.and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+            account: row.account.clone(),
+            channel: row.channel.clone(),
+            metadata,
+            conflict: conflict(policy),
+        };
+        match t.deliver(&doc).await {
+            Delivery::Delivered(receipt) => {
+                let json = serde_json::to_string(&receipt).unwrap_or_default();
+                match self.spool.journal().mark_delivered(&row.id, &json).await {
+                    Ok(_) => {
+                        let _ = std::fs::remove_file(&doc.body);
+                        tracing::info!(target_name = %receipt.target, path = %receipt.path, "delivered");
+                        self.audit(&row, "delivered")
+                            .to_path(&format!("{}:{}", receipt.target, receipt.path))
+                            .record(self);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "delivered but not journaled; the retry will find the delivery")
+                    }
+                }
+            }
+            Delivery::Retry(reason) => self.retry_or_except(&row, ruleset.retry(), &reason).await,
+            Delivery::Except(reason) => {
+                let why = Reason {
+                    rule: "delivery".into(),
+                    location: String::new(),
+                    reason: format!("target `{target}` refused {}: {reason}", row.name),
+                    remedy: "Check the target's message; fix the file or the target, then resubmit.".into(),
+                    details: serde_json::json!({ "target": target, "error": reason }),
+                };
+                self.except(&row, why).await;
+            }
+        }
+    }
+
+    async fn retry_or_except(&self, row: &TransferRow, policy: rules::RetryPolicy, reason: &str) {
+        let attempts = u32::try_from(row.delivery_attempts).unwrap_or(u32::MAX).saturating_add(1);
+        let age = row
+            .received_at
+            .as_deref()
+            .and_then(|r| chrono::DateTime::parse_from_rfc3339(r).ok())
+            .map(|r| chrono::Utc::now().signed_duration_since(r).to_std().unwrap_or_default())
+            .unwrap_or_default();
+        if attempts < policy.attempts && age < policy.max_age {
+            let base = policy.backoff.saturating_mul(1u32 << (attempts - 1).min(16));
+            let jitter = base.mul_f64(rand::random::<f64>() * 0.5);
+            let delay = (base + jitter).min(policy.max_age);
+            let at = chrono::Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+            tracing::warn!(attempt = attempts, ?delay, reason, "delivery failed transiently; will retry");
+            self.audit(row, "delivery_retry").reason(reason).record(self);
+            if let Err(e) = self.spool.journal().retry_later(&row.id, at, reason).await {
+                tracing::error!(error = %e, "cannot schedule the retry");
+            }
+        } else {
+            let why = Reason {
+                rule: "target.retry".into(),
+                location: String::new(),
+                reason: format!("delivery of {} failed {attempts} times; last error: {reason}", row.name),
+                remedy: "The target kept failing. When it is back, resubmit the file.".into(),
+                details: serde_json::json!({ "attempts": attempts, "error": reason }),
+            };
+            self.except(row, why).await;
+        }
+    }
+
+    async fn except(&self, row: &TransferRow, why: Reason) {
+        let summary = why.summary();
+        match self.spool.journal().mark_excepted(&row.id, &summary).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot journal the exception; the transfer will be processed again");
+                return;
+            }
+        }
+        let spool = self.spool.clone();
+        let (r, w) = (row.clone(), why.clone());
+        match tokio::task::spawn_blocking(move || exceptions::place(&spool, &r, &w)).await {
+            Ok(Ok(dest)) => tracing::warn!(path = %dest.display(), reason = %summary, "excepted"),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot move the file to its exception folder; retried at start-up")
+            }
+            Err(e) => tracing::error!(error = %e, "exception task failed"),
+        }
+        self.audit(row, "excepted").reason(&summary).record(self);
+    }
+
+    fn audit(&self, row: &TransferRow, kind: &str) -> Event {
+        let mut e = Event::new(kind).account(&row.account).protocol(&row.protocol).path(&row.name).transfer(&row.id);
+        if let Some(s) = &row.sha256 {
+            e = e.sha256(s);
+        }
+        e
+    }
+}
+
+/// Lets a built event be recorded in one chain: `self.audit(row, "delivered").reason(..).record(self)`.
+trait Record {
+    fn record(self, pipeline: &Pipeline);
+}
+
+impl Record for Event {
+    fn record(self, pipeline: &Pipeline) {
+        pipeline.spool.audit().record(self);
+    }
+}

@@ -1,0 +1,130 @@
+//! The inbound pipeline end to end: upload with a real client, rules decide, the fs target or an
+//! exception folder receives the file.
+
+use crate::support::{Gateway, Options, random_file, sha256_file, text};
+use std::path::Path;
+
+fn pdf(path: &Path, seed: u64) -> String {
+    let mut body = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj << /Type /Catalog >> endobj\n".to_vec();
+    let filler = path.with_extension("filler");
+    random_file(&filler, 20_000, seed);
+    body.extend(std::fs::read(&filler).expect("filler"));
+    body.extend_from_slice(b"\ntrailer << /Root 1 0 R >>\n%%EOF\n");
+    std::fs::write(path, &body).expect("pdf");
+    sha256_file(path)
+}
+
+fn pipeline() -> Gateway {
+    Gateway::start(Options { pipeline: true, ..Options::default() })
+}
+
+#[test]
+fn a_good_invoice_is_delivered_with_its_metadata_over_sftp_and_ftp() {
+    let gw = pipeline();
+    let a = gw.dir.path().join("INV-ACME-2026-0001.pdf");
+    let sha = pdf(&a, 1);
+    let out = gw.sftp("acme", &format!("put {} /invoices/\n", a.display()));
+    assert!(out.status.success(), "{}", text(&out));
+    let b = gw.dir.path().join("INV-GLOBEX-2026-0002.pdf");
+    let sha_b = pdf(&b, 2);
+    let up = crate::support::curl(&["-T", &b.display().to_string(), &gw.ftp_url("globex", "/invoices/")]);
+    assert!(up.status.success(), "{}", text(&up));
+
+    gw.wait_for(30, "both deliveries", || gw.in_state("delivered").len() == 2);
+    let ecm = gw.dir.path().join("ecm");
+    let got = ecm.join("2026/ACME/INV-ACME-2026-0001.pdf");
+    assert_eq!(sha256_file(&got), sha);
+    assert_eq!(sha256_file(&ecm.join("2026/GLOBEX/INV-GLOBEX-2026-0002.pdf")), sha_b);
+    let meta: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(ecm.join("2026/ACME/INV-ACME-2026-0001.pdf.metadata.json")).expect("metadata"),
+    )
+    .expect("json");
+    assert_eq!(meta["sha256"], sha.as_str());
+    assert_eq!(meta["account"], "acme");
+    assert_eq!(meta["metadata"]["vendor"], "ACME");
+    assert!(meta["metadata"].as_object().is_some_and(|m| m.len() > 2), "{meta}");
+    // The journal has the receipt; the body left the spool; the inbound folder no longer lists it.
+    let row = gw.in_state("delivered").into_iter().find(|t| t.account == "acme").expect("row");
+    assert!(row.receipt.as_deref().is_some_and(|r| r.contains("2026/ACME/INV-ACME-2026-0001.pdf")), "{row:?}");
+    assert!(!gw.spool().join(&row.body_path).exists());
+    let ls = gw.sftp("acme", "ls /invoices\n");
+    assert!(!String::from_utf8_lossy(&ls.stdout).contains("INV-ACME"), "{}", text(&ls));
+    assert!(gw.audit().iter().any(|e| e["event"] == "delivered" && e["transfer_id"] == row.id.as_str()));
+    assert!(wharf::audit::verify(&gw.spool().join("audit.jsonl")).is_ok());
+}
+
+#[test]
+fn a_misnamed_file_goes_to_the_exception_folder_with_its_reason() {
+    let gw = pipeline();
+    let f = gw.dir.path().join("invoice march.pdf");
+    pdf(&f, 3);
+    let out = gw.sftp("acme", &format!("put \"{}\" \"/invoices/invoice march.pdf\"\n", f.display()));
+    assert!(out.status.success(), "{}", text(&out));
+    let dir = gw.spool().join("exceptions/invoices/acme");
+    // The journal records `excepted` before the file moves: wait for the file itself.
+    gw.wait_for(30, "the exception file", || dir.join("invoice march.pdf").exists());
+    assert_eq!(gw.in_state("excepted").len(), 1);
+    let txt = std::fs::read_to_string(dir.join("invoice march.pdf.error.txt")).expect("error.txt");
+    assert!(txt.contains("What is wrong") && txt.contains("What to do"), "{txt}");
+    assert!(txt.contains("INV-"), "the reason quotes what is expected: {txt}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("invoice march.pdf.error.json")).expect("error.json"))
+            .expect("json");
+    assert_eq!(json["account"], "acme");
+    assert!(json["rule"].as_str().is_some_and(|r| !r.is_empty()));
+
+    // The partner sees it read-only; ops see it under the account; another partner does not.
+    let back = gw.dir.path().join("back.pdf");
+    let acme = gw.sftp(
+        "acme",
+        &format!("ls /exceptions/invoices\nget \"/exceptions/invoices/invoice march.pdf\" {}\n", back.display()),
+    );
+    assert!(acme.status.success(), "{}", text(&acme));
+    assert!(String::from_utf8_lossy(&acme.stdout).contains("invoice march.pdf.error.txt"), "{}", text(&acme));
+    let rm = gw.sftp("acme", "rm \"/exceptions/invoices/invoice march.pdf\"\n");
+    assert!(!rm.status.success(), "partners cannot delete their exceptions");
+    let ops = gw.sftp("ops", "ls /exceptions/invoices/acme\n");
+    assert!(String::from_utf8_lossy(&ops.stdout).contains("invoice march.pdf"), "{}", text(&ops));
+    let globex = gw.sftp("globex", "ls -R /exceptions\n");
+    assert!(!String::from_utf8_lossy(&globex.stdout).contains("march"), "{}", text(&globex));
+    assert!(gw.audit().iter().any(|e| e["event"] == "excepted"));
+}
+
+#[test]
+fn wrong_content_behind_a_pdf_name_is_excepted() {
+    let gw = pipeline();
+    let f = gw.dir.path().join("INV-ACME-2026-0003.pdf");
+    random_file(&f, 5000, 4);
+    let out = gw.sftp("acme", &format!("put {} /invoices/\n", f.display()));
+    assert!(out.status.success(), "{}", text(&out));
+    gw.wait_for(30, "the exception", || gw.in_state("excepted").len() == 1);
+    let reason = gw.in_state("excepted")[0].reason.clone().unwrap_or_default();
+    assert!(reason.to_lowercase().contains("pdf"), "{reason}");
+    assert!(!gw.dir.path().join("ecm/2026/ACME/INV-ACME-2026-0003.pdf").exists());
+}
+
+#[test]
+fn kill_9_while_processing_delivers_each_file_exactly_once() {
+    let mut gw = pipeline();
+    let mut batch = String::new();
+    let mut shas = Vec::new();
+    for i in 0..20 {
+        let f = gw.dir.path().join(format!("INV-ACME-2026-{:04}.pdf", 100 + i));
+        shas.push(pdf(&f, 10 + i));
+        batch.push_str(&format!("put {} /invoices/\n", f.display()));
+    }
+    let out = gw.sftp("acme", &batch);
+    assert!(out.status.success(), "{}", text(&out));
+    gw.restart();
+    gw.wait_for(60, "all 20 deliveries", || gw.in_state("delivered").len() == 20);
+    let dir = gw.dir.path().join("ecm/2026/ACME");
+    for (i, sha) in shas.iter().enumerate() {
+        assert_eq!(&sha256_file(&dir.join(format!("INV-ACME-2026-{:04}.pdf", 100 + i))), sha);
+    }
+    let copies = std::fs::read_dir(&dir)
+        .expect("ls")
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().ends_with(".json"))
+        .count();
+    assert_eq!(copies, 20, "no second copies (.v2) after the crash");
+}
