@@ -9,6 +9,7 @@ use crate::pipeline::Pipeline;
 use crate::rules::Rules;
 use crate::spool::{self, Spool};
 use crate::targets::{Target, fs::FsTarget};
+use crate::vfs::Vfs;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -92,6 +93,8 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     let accounts = Arc::new(Accounts::new(&config, audit.clone()).map_err(Error::Other)?);
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
+    let rules = load_rules(&config)?.map(Arc::new);
+    let vfs = Vfs::new(spool.clone(), rules.clone());
 
     let mut sftp_addr = None;
     if let Some(s) = &config.sftp {
@@ -99,10 +102,10 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         let ssh = Arc::new(sftp::ssh_config(s, key, config.sessions.auth_failure_delay, config.sessions.idle_timeout));
         let listener = TcpListener::bind(s.listen).await.map_err(|source| Error::Bind { addr: s.listen, source })?;
         sftp_addr = listener.local_addr().ok();
-        let (accounts, spool, stop) = (accounts.clone(), spool.clone(), shutdown.clone());
+        let (accounts, vfs, stop) = (accounts.clone(), vfs.clone(), shutdown.clone());
         tasks.spawn(accept_loop(listener, stop, move |stream, peer| {
             let guard = accounts.connect(peer.ip())?;
-            let conn = sftp::Connection::new(accounts.clone(), spool.clone(), peer, guard);
+            let conn = sftp::Connection::new(accounts.clone(), vfs.clone(), peer, guard);
             let ssh = ssh.clone();
             Some(async move {
                 match russh::server::run_stream(ssh, stream, conn).await {
@@ -119,7 +122,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
 
     let mut ftp_addr = None;
     if let Some(f) = &config.ftp {
-        let frontend = Arc::new(FtpFrontend::new(f, accounts.clone(), spool.clone()).map_err(Error::Tls)?);
+        let frontend = Arc::new(FtpFrontend::new(f, accounts.clone(), vfs.clone()).map_err(Error::Tls)?);
         let listener = TcpListener::bind(f.listen).await.map_err(|source| Error::Bind { addr: f.listen, source })?;
         ftp_addr = listener.local_addr().ok();
         let (accounts, stop) = (accounts.clone(), shutdown.clone());
@@ -133,8 +136,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         }));
     }
 
-    if let Some(p) = &config.pipeline {
-        let rules = Arc::new(load_rules(&config)?.ok_or_else(|| Error::Other("no rules".into()))?);
+    if let (Some(p), Some(rules)) = (&config.pipeline, rules) {
         let targets = build_targets(&config);
         let pipeline = Arc::new(Pipeline::new(spool.clone(), rules, targets, &config));
         pipeline.start(p.workers, shutdown.clone(), &mut tasks).await.map_err(|e| Error::Spool(e.into()))?;

@@ -128,3 +128,42 @@ fn kill_9_while_processing_delivers_each_file_exactly_once() {
         .count();
     assert_eq!(copies, 20, "no second copies (.v2) after the crash");
 }
+
+fn with_contracts_mount() -> Gateway {
+    let extra = format!(
+        "[[accounts]]\nname = \"legal\"\npassword_hash = \"{}\"\nmounts = [{{ path = \"/contracts\", box = \"inbound\", channel = \"contracts\", permissions = [\"list\", \"write\"] }}]\n",
+        wharf::accounts::hash_password("legal-pw").expect("hash")
+    );
+    Gateway::start(Options { pipeline: true, extra, ..Options::default() })
+}
+
+#[test]
+fn early_refusal_rejects_an_unmatched_name_at_open_with_what_is_expected() {
+    let gw = with_contracts_mount();
+    let f = gw.dir.path().join("contract.pdf");
+    pdf(&f, 40);
+    // SFTP: the open for write is refused, with the expected pattern in the message.
+    let out = gw.sftp_password("legal", "legal-pw", &format!("put {} /contracts/contract.pdf\n", f.display()));
+    assert!(!out.status.success(), "{}", text(&out));
+    // OpenSSH's sftp shows only the status name for a failed open; the full reason (quoting what
+    // is expected) is in the status message, which the audit trail records.
+    assert!(
+        gw.audit().iter().any(|e| e["event"] == "upload_refused"
+            && e["account"] == "legal"
+            && e["reason"].as_str().is_some_and(|r| r.contains("CTR-"))),
+        "{:?}",
+        gw.audit()
+    );
+    // FTP: STOR gets 553.
+    let url = format!("ftp://legal:legal-pw@127.0.0.1:{}/contracts/contract.pdf", gw.ftp_port);
+    let up = crate::support::curl(&["-T", &f.display().to_string(), "-w", "%{response_code}", &url]);
+    assert!(!up.status.success());
+    assert!(String::from_utf8_lossy(&up.stdout).contains("553"), "{}", text(&up));
+    assert!(gw.transfers().is_empty(), "nothing was received: {:?}", gw.transfers());
+    // A good name on the same channel is accepted and delivered.
+    let good = gw.dir.path().join("CTR-V10001-20260115-Master_Services.pdf");
+    pdf(&good, 41);
+    let out = gw.sftp_password("legal", "legal-pw", &format!("put {} /contracts/\n", good.display()));
+    assert!(out.status.success(), "{}", text(&out));
+    gw.wait_for(30, "the contract's delivery", || gw.in_state("delivered").len() == 1);
+}

@@ -13,8 +13,8 @@
 use crate::accounts::{Accounts, SessionGuard};
 use crate::config::{AccountConfig, FtpConfig};
 use crate::frontends::ftp_kind;
-use crate::spool::Spool;
-use crate::vfs::{self, Entry, Session, VPath, path::normalize};
+
+use crate::vfs::{self, Entry, Session, VPath, Vfs, path::normalize};
 use async_trait::async_trait;
 use libunftp::ServerBuilder;
 use libunftp::options::{FtpsRequired, PassiveHost};
@@ -65,7 +65,7 @@ struct Pending {
 /// [`Accounts`] and parks the login; the provider picks it up and builds the [`FtpUser`].
 pub struct FtpAuth {
     accounts: Arc<Accounts>,
-    spool: Arc<Spool>,
+    vfs: Arc<Vfs>,
     pending: Mutex<HashMap<String, Vec<Pending>>>,
 }
 
@@ -114,8 +114,7 @@ impl UserDetailProvider for FtpAuth {
             .ok()
             .and_then(|mut p| p.get_mut(&principal.username).and_then(Vec::pop))
             .ok_or_else(|| UserDetailError::Generic("no pending login".into()))?;
-        let session =
-            Session::new(self.spool.clone(), pending.account, pending.protocol, Some(pending.addr.to_string()));
+        let session = Session::new(&self.vfs, pending.account, pending.protocol, Some(pending.addr.to_string()));
         Ok(FtpUser { session: Arc::new(session), _guard: Arc::new(pending.guard) })
     }
 }
@@ -330,7 +329,7 @@ impl FtpFrontend {
     ///
     /// # Errors
     /// The TLS files are unusable.
-    pub fn new(config: &FtpConfig, accounts: Arc<Accounts>, spool: Arc<Spool>) -> Result<Self, String> {
+    pub fn new(config: &FtpConfig, accounts: Arc<Accounts>, vfs: Arc<Vfs>) -> Result<Self, String> {
         let tls = match &config.tls {
             Some(t) => Some(tls_config(&t.cert, &t.key)?),
             None => None,
@@ -338,7 +337,7 @@ impl FtpFrontend {
         let idle_timeout_secs = accounts.limits().idle_timeout.as_secs();
         Ok(Self {
             config: config.clone(),
-            auth: Arc::new(FtpAuth { accounts, spool, pending: Mutex::new(HashMap::new()) }),
+            auth: Arc::new(FtpAuth { accounts, vfs, pending: Mutex::new(HashMap::new()) }),
             tls,
             idle_timeout_secs,
         })

@@ -10,8 +10,8 @@
 use crate::accounts::{Accounts, AddressGuard, Login};
 use crate::config::SftpConfig;
 use crate::frontends::sftp_status;
-use crate::spool::Spool;
-use crate::vfs::{self, Entry, Session, VPath, path::normalize};
+
+use crate::vfs::{self, Entry, Session, VPath, Vfs, path::normalize};
 use russh::keys::ssh_key::{self, PrivateKey};
 use russh::server::{Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session as SshSession, VerifiedPublicKey};
 use russh::{Channel, ChannelId, MethodKind, MethodSet};
@@ -85,7 +85,7 @@ pub fn ssh_config(cfg: &SftpConfig, key: PrivateKey, auth_delay: Duration, idle:
 /// One SSH connection.
 pub struct Connection {
     accounts: Arc<Accounts>,
-    spool: Arc<Spool>,
+    vfs: Arc<Vfs>,
     peer: SocketAddr,
     login: Option<Login>,
     channels: HashMap<ChannelId, Channel<Msg>>,
@@ -94,8 +94,8 @@ pub struct Connection {
 
 impl Connection {
     /// A new connection from `peer`, holding its address slot.
-    pub fn new(accounts: Arc<Accounts>, spool: Arc<Spool>, peer: SocketAddr, addr: AddressGuard) -> Self {
-        Self { accounts, spool, peer, login: None, channels: HashMap::new(), _addr: addr }
+    pub fn new(accounts: Arc<Accounts>, vfs: Arc<Vfs>, peer: SocketAddr, addr: AddressGuard) -> Self {
+        Self { accounts, vfs, peer, login: None, channels: HashMap::new(), _addr: addr }
     }
 
     fn reject() -> Auth {
@@ -168,7 +168,7 @@ impl russh::server::Handler for Connection {
             return self.refuse(channel, session, "subsystem on an unknown channel");
         };
         session.channel_success(channel)?;
-        let vfs = Session::new(self.spool.clone(), login.account.clone(), "sftp", Some(self.peer.ip().to_string()));
+        let vfs = Session::new(&self.vfs, login.account.clone(), "sftp", Some(self.peer.ip().to_string()));
         let handler = SftpSession { session: vfs, handles: HashMap::new(), next: 0 };
         let cfg = russh_sftp::server::Config { max_client_packet_len: MAX_PACKET + 1024 };
         russh_sftp::server::run_with_config(ch.into_stream(), handler, cfg).await;

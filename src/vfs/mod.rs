@@ -20,6 +20,7 @@ pub use path::VPath;
 
 use crate::audit::Event;
 use crate::config::{AccountConfig, BoxKind, ExceptionScope, MountConfig, is_valid_name};
+use crate::rules::Rules;
 use crate::spool::{self, Origin, Spool};
 use dirbox::Jailed;
 use std::fs::File;
@@ -70,8 +71,35 @@ enum Place<'a> {
     Folder(&'a MountConfig, Jailed),
 }
 
+/// What every session shares: the spool, and the rules for early refusal of names.
+pub struct Vfs {
+    spool: Arc<Spool>,
+    rules: Option<Arc<Rules>>,
+}
+
+impl Vfs {
+    /// The shared part of all sessions. With `rules`, a channel with `reject_unmatched_names`
+    /// refuses an upload whose name matches none of its accept entries at open time.
+    pub fn new(spool: Arc<Spool>, rules: Option<Arc<Rules>>) -> Arc<Self> {
+        Arc::new(Self { spool, rules })
+    }
+
+    /// Refuses a name early if the channel asks for it; sidecars of channels that read them pass.
+    fn check_name(&self, channel: &str, name: &str) -> Result<()> {
+        let Some(set) = self.rules.as_ref().and_then(|r| r.get(channel)) else { return Ok(()) };
+        if !set.reject_unmatched_names() {
+            return Ok(());
+        }
+        if crate::rules::sidecar_owner(name).is_some() && set.sidecar().mode != crate::rules::SidecarMode::None {
+            return Ok(());
+        }
+        set.name_matches(name).map_err(Error::NameRejected)
+    }
+}
+
 /// One logged-in client's view of the gateway.
 pub struct Session {
+    vfs: Arc<Vfs>,
     spool: Arc<Spool>,
     account: Arc<AccountConfig>,
     origin: Origin,
@@ -84,13 +112,13 @@ fn parse_time(s: Option<&str>) -> Option<SystemTime> {
 impl Session {
     /// A session of `account` connected over `protocol` from `remote_addr`.
     pub fn new(
-        spool: Arc<Spool>,
+        vfs: &Arc<Vfs>,
         account: Arc<AccountConfig>,
         protocol: &'static str,
         remote_addr: Option<String>,
     ) -> Self {
         let origin = Origin { account: account.name.clone(), protocol, remote_addr };
-        Self { spool, account, origin }
+        Self { vfs: vfs.clone(), spool: vfs.spool.clone(), account, origin }
     }
 
     /// The account of this session.
@@ -298,6 +326,10 @@ impl Session {
         let inner = match self.resolve(path)? {
             Place::InboundFile(m, channel, name) => {
                 Self::require(m.permissions.write, "uploads", m)?;
+                if let Err(e) = self.vfs.check_name(channel, &name) {
+                    self.spool.audit().record(self.event("upload_refused", path).reason(&e.to_string()));
+                    return Err(e);
+                }
                 channel_of = Some(channel);
                 self.spool.begin_transfer(channel, &m.name, &name, &self.origin).await.map_err(spool_error)?
             }
