@@ -167,3 +167,44 @@ fn early_refusal_rejects_an_unmatched_name_at_open_with_what_is_expected() {
     assert!(out.status.success(), "{}", text(&out));
     gw.wait_for(30, "the contract's delivery", || gw.in_state("delivered").len() == 1);
 }
+
+#[test]
+fn resubmit_by_moving_the_fixed_file_into_retry_delivers_it_with_lineage() {
+    let gw = pipeline();
+    let f = gw.dir.path().join("march.pdf");
+    let sha = pdf(&f, 50);
+    let out = gw.sftp("acme", &format!("put {} /invoices/march.pdf\n", f.display()));
+    assert!(out.status.success(), "{}", text(&out));
+    let dir = gw.spool().join("exceptions/invoices/acme");
+    gw.wait_for(30, "the exception", || dir.join("march.pdf.error.json").exists() && dir.join("march.pdf").exists());
+    let original = gw.in_state("excepted").pop().expect("excepted row");
+
+    // Ops fix the name by moving the file into retry/, with an override of an overridable field.
+    let meta = gw.dir.path().join("m.json");
+    std::fs::write(&meta, r#"{"po_number": "4500012345"}"#).expect("meta");
+    let out = gw.sftp(
+        "ops",
+        &format!(
+            "put {} /exceptions/invoices/acme/retry/INV-ACME-2026-0077.pdf.meta.json\nrename /exceptions/invoices/acme/march.pdf /exceptions/invoices/acme/retry/INV-ACME-2026-0077.pdf\n",
+            meta.display()
+        ),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    gw.wait_for(30, "the resubmitted delivery", || gw.in_state("delivered").len() == 1);
+    let delivered = gw.in_state("delivered").pop().expect("row");
+    assert_eq!(delivered.attempt, 2);
+    assert_eq!(delivered.parent_id.as_deref(), Some(original.id.as_str()));
+    assert_eq!(delivered.protocol, "resubmit");
+    let out = gw.dir.path().join("ecm/2026/ACME/INV-ACME-2026-0077.pdf");
+    assert_eq!(sha256_file(&out), sha);
+    let m: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(gw.dir.path().join("ecm/2026/ACME/INV-ACME-2026-0077.pdf.metadata.json")).expect("meta"),
+    )
+    .expect("json");
+    assert_eq!(m["metadata"]["po_number"], "4500012345");
+    // The folder is clean: the file and its reason files are gone, retry/ is empty.
+    assert!(!dir.join("march.pdf.error.txt").exists() && !dir.join("march.pdf.error.json").exists());
+    assert_eq!(std::fs::read_dir(dir.join("retry")).expect("retry/").count(), 0);
+    assert!(gw.audit().iter().any(|e| e["event"] == "resubmitted"
+        && e["reason"].as_str().is_some_and(|r| r.contains(&original.id) && r.contains("overrides"))));
+}

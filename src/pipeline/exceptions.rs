@@ -70,7 +70,8 @@ pub fn folder(spool: &Spool, channel: &str, account: &str) -> PathBuf {
 /// The disk failed; the row stays `excepted` and [`finish_pending`] retries at start-up.
 pub fn place(spool: &Spool, row: &TransferRow, why: &Reason) -> io::Result<PathBuf> {
     let dir = folder(spool, &row.channel, &row.account);
-    fs::create_dir_all(&dir)?;
+    // retry/ is where a fixed file is put to resubmit it (see `resubmit`).
+    fs::create_dir_all(dir.join(super::resubmit::RETRY))?;
     let dest = free_name(&dir, &row.name, &row.id);
     let shown = dest.file_name().and_then(|n| n.to_str()).unwrap_or(&row.name).to_string();
     let text = format!(

@@ -13,6 +13,7 @@
 //!   a crash between delivering and journaling never makes a second copy.
 
 pub mod exceptions;
+pub mod resubmit;
 
 use crate::audit::Event;
 use crate::config::Config;
@@ -68,6 +69,7 @@ impl Pipeline {
         let requeued = self.spool.journal().requeue_processing().await?;
         let (moved, removed) = exceptions::finish_pending(&self.spool).await?;
         tracing::info!(requeued, moved, removed, workers, "pipeline recovered");
+        tasks.spawn(resubmit::watch(self.spool.clone(), stop.clone()));
         for n in 0..workers.max(1) {
             let (me, stop) = (self.clone(), stop.clone());
             tasks.spawn(async move { me.work(n, stop).await });
@@ -113,7 +115,7 @@ impl Pipeline {
                 protocol: row.protocol.clone(),
             },
             sidecar: None,
-            overrides: None,
+            overrides: row.overrides.clone(),
         }
     }
 

@@ -50,6 +50,9 @@ ALTER TABLE transfers ADD COLUMN not_before TEXT;
 ALTER TABLE transfers ADD COLUMN delivery_attempts INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE transfers ADD COLUMN claimed_at TEXT;
 ",
+    r"
+ALTER TABLE transfers ADD COLUMN overrides TEXT;
+",
 ];
 
 /// A transfer's state; see the spool's module documentation for the life cycle.
@@ -128,6 +131,8 @@ pub struct TransferRow {
     pub delivery_attempts: i64,
     /// When a worker claimed it (`processing`).
     pub claimed_at: Option<String>,
+    /// Metadata overrides given with a resubmit (`<name>.meta.json` in `retry/`), JSON.
+    pub overrides: Option<String>,
 }
 
 /// What is known about a transfer when its first byte arrives.
@@ -320,6 +325,73 @@ impl Journal {
         .bind(account)
         .bind(channel)
         .bind(name)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Records a resubmitted file, already in place at its `body_path`, as `received`: a new
+    /// attempt linked to the first transfer of its lineage.
+    ///
+    /// # Errors
+    /// Database errors.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn insert_resubmitted(
+        &self,
+        t: &NewTransfer,
+        size: u64,
+        sha256: &str,
+        attempt: i64,
+        parent_id: Option<&str>,
+        overrides: Option<&str>,
+    ) -> Result<(), Error> {
+        let now = timestamp(Utc::now());
+        sqlx::query(
+            "INSERT INTO transfers (id, state, channel, account, mount, name, size, sha256, protocol, remote_addr, body_path,
+                                    created_at, received_at, updated_at, attempt, parent_id, overrides)
+             VALUES (?, 'received', ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&t.id)
+        .bind(&t.channel)
+        .bind(&t.account)
+        .bind(&t.mount)
+        .bind(&t.name)
+        .bind(i64::try_from(size).unwrap_or(i64::MAX))
+        .bind(sha256)
+        .bind(&t.protocol)
+        .bind(&t.body_path)
+        .bind(&now)
+        .bind(&now)
+        .bind(&now)
+        .bind(attempt)
+        .bind(parent_id)
+        .bind(overrides)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The newest transfer of a channel and account with this content (optionally only of one
+    /// protocol): finds the original of a resubmitted file, or a resubmit already recorded.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn latest_with_sha(
+        &self,
+        channel: &str,
+        account: &str,
+        sha256: &str,
+        protocol: Option<&str>,
+    ) -> Result<Option<TransferRow>, Error> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM transfers WHERE channel = ? AND account = ? AND sha256 = ? AND state != 'aborted'
+               AND (? IS NULL OR protocol = ?)
+             ORDER BY id DESC LIMIT 1",
+        )
+        .bind(channel)
+        .bind(account)
+        .bind(sha256)
+        .bind(protocol)
+        .bind(protocol)
         .fetch_optional(&self.pool)
         .await?)
     }
