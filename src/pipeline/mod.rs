@@ -290,3 +290,91 @@ impl Record for Event {
         pipeline.spool.audit().record(self);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::Audit;
+    use crate::spool::{Origin, journal::State};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Fails with `Retry` as long as `failures` is above zero.
+    struct Flaky {
+        failures: AtomicUsize,
+        inner: targets::fs::FsTarget,
+    }
+
+    #[async_trait::async_trait]
+    impl Target for Flaky {
+        fn name(&self) -> &str {
+            "demo-ecm"
+        }
+        async fn deliver(&self, doc: &Document) -> Delivery {
+            if self.failures.load(Ordering::SeqCst) > 0 {
+                self.failures.fetch_sub(1, Ordering::SeqCst);
+                return Delivery::Retry("503 Service Unavailable".into());
+            }
+            self.inner.deliver(doc).await
+        }
+    }
+
+    async fn setup(failures: usize) -> (tempfile::TempDir, Arc<Spool>, Pipeline) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let text = format!(
+            "[spool]\nroot = \"spool\"\n[sftp]\nlisten = \"127.0.0.1:0\"\nhost_key = \"k\"\n[pipeline]\nrules = \"{}/rules\"\n\
+             [[targets]]\nname = \"demo-ecm\"\ntype = \"fs\"\nroot = \"ecm\"\n\
+             [[accounts]]\nname = \"acme\"\nauthorized_keys = \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGlC6n8Ze1mEHxkZQF0dU9a4y1m9TZkP4Q1mS3fJ3kQa x\"\nattributes = {{ partner_id = \"ACME\" }}\n",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let config = Config::parse(&dir.path().join("w.toml"), &text).expect("config");
+        let audit = Arc::new(Audit::open(&config.spool.audit_log).expect("audit"));
+        let spool = Spool::open(&config.spool, audit).await.expect("spool");
+        let rules = Arc::new(crate::gateway::load_rules(&config).expect("rules").expect("pipeline"));
+        let flaky: Arc<dyn Target> = Arc::new(Flaky {
+            failures: AtomicUsize::new(failures),
+            inner: targets::fs::FsTarget::new("demo-ecm", dir.path().join("ecm")),
+        });
+        let pipeline = Pipeline::new(spool.clone(), rules, [("demo-ecm".to_string(), flaky)].into(), &config);
+        let origin = Origin { account: "acme".into(), protocol: "sftp", remote_addr: None };
+        let up = spool.begin_transfer("invoices", "invoices", "INV-ACME-2026-0001.pdf", &origin).await.expect("begin");
+        up.write_at(0, b"%PDF-1.7\n1 0 obj << >> endobj\n%%EOF\n".to_vec()).await.expect("write");
+        up.commit().await.expect("commit");
+        (dir, spool, pipeline)
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn transient_failures_back_off_and_then_deliver() {
+        let (dir, spool, p) = setup(2).await;
+        for expected_attempts in 1..=2 {
+            let row = spool.journal().claim_next().await.expect("claim").expect("a transfer");
+            p.process(row).await;
+            let row = spool.journal().in_state(State::Received).await.expect("rows").pop().expect("back to received");
+            assert_eq!(row.delivery_attempts, expected_attempts);
+            assert!(row.not_before.is_some(), "backed off");
+            assert!(row.reason.as_deref().is_some_and(|r| r.contains("503")));
+            assert!(spool.journal().claim_next().await.expect("claim").is_none(), "not due before its backoff");
+            spool.journal().clear_backoff().await.expect("clear");
+        }
+        let row = spool.journal().claim_next().await.expect("claim").expect("due again");
+        p.process(row).await;
+        assert_eq!(spool.journal().in_state(State::Delivered).await.expect("rows").len(), 1);
+        assert!(dir.path().join("ecm/2026/ACME/INV-ACME-2026-0001.pdf").exists());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_target_that_keeps_failing_ends_in_exceptions() {
+        let (dir, spool, p) = setup(usize::MAX).await;
+        // invoices.toml allows 5 attempts in all.
+        for _ in 0..5 {
+            let row = spool.journal().claim_next().await.expect("claim").expect("a transfer");
+            p.process(row).await;
+            spool.journal().clear_backoff().await.expect("clear");
+        }
+        let rows = spool.journal().in_state(State::Excepted).await.expect("rows");
+        assert_eq!(rows.len(), 1);
+        assert!(rows[0].reason.as_deref().is_some_and(|r| r.contains("failed 5 times")), "{:?}", rows[0].reason);
+        let folder = dir.path().join("spool/exceptions/invoices/acme");
+        assert!(folder.join("INV-ACME-2026-0001.pdf").exists());
+        assert!(folder.join("INV-ACME-2026-0001.pdf.error.txt").exists());
+    }
+}

@@ -481,6 +481,13 @@ impl Journal {
         Ok(r.rows_affected())
     }
 
+    /// Makes every backed-off transfer due now (tests of the retry path).
+    #[cfg(test)]
+    pub(crate) async fn clear_backoff(&self) -> Result<(), Error> {
+        sqlx::query("UPDATE transfers SET not_before = NULL").execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// Number of transfers per state (for status output and tests).
     ///
     /// # Errors
