@@ -187,7 +187,7 @@ impl RuleSet {
                 self.channel,
                 expected.join(" or ")
             ),
-            "Rename the file to match an expected name and send it again.",
+            "Rename the file to match an expected name and send it again (or move it, renamed, into retry/).",
         )
     }
 
@@ -219,7 +219,10 @@ impl RuleSet {
         let e = Some(entry.name.as_str());
         for c in &entry.captures {
             let v = ctx.caps.get(&c.name).map_or("", String::as_str);
-            let fix = format!("Correct the `{}` part of the file name and send it again.", c.name);
+            let fix = format!(
+                "Correct the `{}` part of the file name and send it again (or move it, renamed, into retry/).",
+                c.name
+            );
             let problem = match &c.kind {
                 super::model::CaptureType::Integer { min, max } => match v.parse::<i64>() {
                     Err(_) => Some(format!("its `{}` part `{}` is not a whole number", c.name, shown(v))),
@@ -426,9 +429,15 @@ impl RuleSet {
         for c in &m.checks {
             let Some(v) = meta.get(&c.field) else { continue };
             let fix = if m.overridable.contains(&c.field) {
-                format!("Correct `{}` (in the file name or in {sidecar}) and send it again.", c.field)
+                format!(
+                    "Correct `{}` (in the file name or in {sidecar}) and send it again (or move it, renamed, into retry/).",
+                    c.field
+                )
             } else {
-                format!("Correct the part of the file name that gives `{}` and send it again.", c.field)
+                format!(
+                    "Correct the part of the file name that gives `{}` and send it again (or move it, renamed, into retry/).",
+                    c.field
+                )
             };
             if let Some((re, src)) = &c.regex
                 && !re.is_match(v)
