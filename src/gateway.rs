@@ -7,6 +7,7 @@ use crate::config::{Config, TargetKind};
 use crate::frontends::{ftp::FtpFrontend, sftp};
 use crate::pipeline::Pipeline;
 use crate::rules::Rules;
+use crate::rules::live::LiveRules;
 use crate::spool::{self, Spool};
 use crate::targets::{Target, fs::FsTarget};
 use crate::vfs::Vfs;
@@ -93,7 +94,16 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     let accounts = Arc::new(Accounts::new(&config, audit.clone()).map_err(Error::Other)?);
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
-    let rules = load_rules(&config)?.map(Arc::new);
+    let rules = load_rules(&config)?.map(LiveRules::new);
+    if let (Some(live), Some(p)) = (&rules, &config.pipeline) {
+        let cfg = config.clone();
+        live.watch(
+            p.rules_dir.clone(),
+            move || load_rules(&cfg).map_err(|e| e.to_string()).and_then(|r| r.ok_or_else(|| "no rules".into())),
+            shutdown.clone(),
+        )
+        .map_err(|e| Error::Other(format!("cannot watch {}: {e}", p.rules_dir.display())))?;
+    }
     let vfs = Vfs::new(spool.clone(), rules.clone());
 
     let mut sftp_addr = None;

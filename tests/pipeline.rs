@@ -208,3 +208,32 @@ fn resubmit_by_moving_the_fixed_file_into_retry_delivers_it_with_lineage() {
     assert!(gw.audit().iter().any(|e| e["event"] == "resubmitted"
         && e["reason"].as_str().is_some_and(|r| r.contains(&original.id) && r.contains("overrides"))));
 }
+
+#[test]
+fn rules_reload_on_change_and_a_broken_edit_keeps_the_previous_rules() {
+    let gw = Gateway::start(Options { pipeline: true, own_rules: true, ..Options::default() });
+    let rules = gw.dir.path().join("rules/invoices.toml");
+    let text = std::fs::read_to_string(&rules).expect("rules");
+    let edited = text
+        .replace("destination = \"{year}/{vendor}/{file.name}\"", "destination = \"reloaded/{vendor}/{file.name}\"");
+    assert_ne!(edited, text, "the shipped destination template changed; update this test");
+    std::fs::write(&rules, &edited).expect("edit");
+    gw.wait_for(20, "the reload", || gw.log().contains("rules reloaded"));
+    let f = gw.dir.path().join("INV-ACME-2026-0101.pdf");
+    pdf(&f, 60);
+    assert!(gw.sftp("acme", &format!("put {} /invoices/\n", f.display())).status.success());
+    gw.wait_for(30, "the delivery under the new destination", || {
+        gw.dir.path().join("ecm/reloaded/ACME/INV-ACME-2026-0101.pdf").exists()
+    });
+
+    // A broken edit (an unclosed regex group) is refused with its location; the rules stay.
+    std::fs::write(&rules, edited.replace("(?P<seq>\\d{4})", "(?P<seq>\\d{4}")).expect("break");
+    gw.wait_for(20, "the refused reload", || gw.log().contains("rules not reloaded"));
+    assert!(gw.log().contains("invoices.toml:"), "the problem names the file and line: {}", gw.log());
+    let g = gw.dir.path().join("INV-ACME-2026-0102.pdf");
+    pdf(&g, 61);
+    assert!(gw.sftp("acme", &format!("put {} /invoices/\n", g.display())).status.success());
+    gw.wait_for(30, "the delivery with the previous rules", || {
+        gw.dir.path().join("ecm/reloaded/ACME/INV-ACME-2026-0102.pdf").exists()
+    });
+}

@@ -17,7 +17,8 @@ pub mod resubmit;
 
 use crate::audit::Event;
 use crate::config::Config;
-use crate::rules::{self, Outcome, Rules};
+use crate::rules::live::LiveRules;
+use crate::rules::{self, Outcome};
 use crate::spool::Spool;
 use crate::spool::journal::TransferRow;
 use crate::targets::{self, Delivery, Document, Target};
@@ -30,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 /// Everything a worker needs.
 pub struct Pipeline {
     spool: Arc<Spool>,
-    rules: Arc<Rules>,
+    rules: Arc<LiveRules>,
     targets: HashMap<String, Arc<dyn Target>>,
     accounts: HashMap<String, BTreeMap<String, String>>,
 }
@@ -48,7 +49,7 @@ impl Pipeline {
     /// A pipeline over the spool with these rules and targets.
     pub fn new(
         spool: Arc<Spool>,
-        rules: Arc<Rules>,
+        rules: Arc<LiveRules>,
         targets: HashMap<String, Arc<dyn Target>>,
         config: &Config,
     ) -> Self {
@@ -126,7 +127,8 @@ impl Pipeline {
     }
 
     async fn process_inner(&self, row: TransferRow) {
-        let Some(ruleset) = self.rules.get(&row.channel) else {
+        let rules = self.rules.snapshot();
+        let Some(ruleset) = rules.get(&row.channel) else {
             let why = Reason {
                 rule: "channel".into(),
                 location: String::new(),
@@ -138,8 +140,10 @@ impl Pipeline {
         };
         let input = self.input(&row);
         // Content and archive checks read the body: keep them off the async workers.
-        let (rules, channel) = (self.rules.clone(), row.channel.clone());
-        let outcome = match tokio::task::spawn_blocking(move || rules.get(&channel).map(|r| r.evaluate(&input))).await {
+        let (snapshot, channel) = (rules.clone(), row.channel.clone());
+        let outcome = match tokio::task::spawn_blocking(move || snapshot.get(&channel).map(|r| r.evaluate(&input)))
+            .await
+        {
             Ok(Some(o)) => o,
             _ => {
                 tracing::error!("rule evaluation failed; the transfer stays queued");
@@ -329,7 +333,7 @@ mod tests {
         let config = Config::parse(&dir.path().join("w.toml"), &text).expect("config");
         let audit = Arc::new(Audit::open(&config.spool.audit_log).expect("audit"));
         let spool = Spool::open(&config.spool, audit).await.expect("spool");
-        let rules = Arc::new(crate::gateway::load_rules(&config).expect("rules").expect("pipeline"));
+        let rules = LiveRules::new(crate::gateway::load_rules(&config).expect("rules").expect("pipeline"));
         let flaky: Arc<dyn Target> = Arc::new(Flaky {
             failures: AtomicUsize::new(failures),
             inner: targets::fs::FsTarget::new("demo-ecm", dir.path().join("ecm")),

@@ -78,6 +78,7 @@
 mod archive;
 pub mod content;
 mod eval;
+pub mod live;
 mod load;
 mod load_meta;
 mod model;

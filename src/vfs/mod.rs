@@ -20,7 +20,7 @@ pub use path::VPath;
 
 use crate::audit::Event;
 use crate::config::{AccountConfig, BoxKind, ExceptionScope, MountConfig, is_valid_name};
-use crate::rules::Rules;
+use crate::rules::live::LiveRules;
 use crate::spool::{self, Origin, Spool};
 use dirbox::Jailed;
 use std::fs::File;
@@ -74,19 +74,20 @@ enum Place<'a> {
 /// What every session shares: the spool, and the rules for early refusal of names.
 pub struct Vfs {
     spool: Arc<Spool>,
-    rules: Option<Arc<Rules>>,
+    rules: Option<Arc<LiveRules>>,
 }
 
 impl Vfs {
     /// The shared part of all sessions. With `rules`, a channel with `reject_unmatched_names`
     /// refuses an upload whose name matches none of its accept entries at open time.
-    pub fn new(spool: Arc<Spool>, rules: Option<Arc<Rules>>) -> Arc<Self> {
+    pub fn new(spool: Arc<Spool>, rules: Option<Arc<LiveRules>>) -> Arc<Self> {
         Arc::new(Self { spool, rules })
     }
 
     /// Refuses a name early if the channel asks for it; sidecars of channels that read them pass.
     fn check_name(&self, channel: &str, name: &str) -> Result<()> {
-        let Some(set) = self.rules.as_ref().and_then(|r| r.get(channel)) else { return Ok(()) };
+        let Some(rules) = self.rules.as_ref().map(|r| r.snapshot()) else { return Ok(()) };
+        let Some(set) = rules.get(channel) else { return Ok(()) };
         if !set.reject_unmatched_names() {
             return Ok(());
         }

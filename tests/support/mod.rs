@@ -25,6 +25,8 @@ pub struct Options {
     /// Run the rules pipeline with the repository's shipped `rules/` and an fs target `demo-ecm`
     /// writing to `<dir>/ecm`.
     pub pipeline: bool,
+    /// With `pipeline`: use a private copy of `rules/` in the test folder (to edit it).
+    pub own_rules: bool,
 }
 
 /// A running gateway under test. Killed (and its folder removed) on drop.
@@ -95,9 +97,14 @@ impl Gateway {
             "max_per_account = 64\nmax_per_address = 128\nauth_failure_delay_ms = 200\nidle_timeout_secs = 120\n".into()
         });
         let pipeline = if opts.pipeline {
+            let mut rules = format!("{}/rules", env!("CARGO_MANIFEST_DIR"));
+            if opts.own_rules {
+                let copy = dir.path().join("rules");
+                copy_dir(std::path::Path::new(&rules), &copy);
+                rules = copy.display().to_string();
+            }
             format!(
-                "[pipeline]\nrules = \"{}/rules\"\nworkers = 2\n\n[[targets]]\nname = \"demo-ecm\"\ntype = \"fs\"\nroot = \"ecm\"\n\n",
-                env!("CARGO_MANIFEST_DIR")
+                "[pipeline]\nrules = \"{rules}\"\nworkers = 2\n\n[[targets]]\nname = \"demo-ecm\"\ntype = \"fs\"\nroot = \"ecm\"\n\n"
             )
         } else {
             String::new()
@@ -284,6 +291,18 @@ impl Gateway {
 impl Drop for Gateway {
     fn drop(&mut self) {
         self.kill9();
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir").flatten() {
+        let dst = to.join(e.file_name());
+        if e.file_type().expect("type").is_dir() {
+            copy_dir(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), dst).expect("copy");
+        }
     }
 }
 
