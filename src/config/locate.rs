@@ -1,8 +1,10 @@
 //! Maps a key path inside a TOML document (`accounts[1].mounts[0].box`) back to its line and column,
 //! so that every config and rule-file error can name the exact place a person has to edit.
 
+use super::{Error, Problem};
 use std::fmt;
 use std::ops::Range;
+use std::path::Path;
 use toml::de::{DeTable, DeValue};
 
 /// One step of a key path: a table key or an array index.
@@ -116,6 +118,53 @@ pub fn locate(text: &str, path: &KeyPath) -> Option<Range<usize>> {
         }
     }
     best
+}
+
+/// Collects problems with their key paths while validating one document (a config or a rule
+/// file), each located at its key.
+pub struct Checker<'a> {
+    /// The file being checked.
+    pub file: &'a Path,
+    text: &'a str,
+    /// Problems so far.
+    pub problems: Vec<Problem>,
+}
+
+impl<'a> Checker<'a> {
+    /// A checker for `text`, read from `file`.
+    pub fn new(file: &'a Path, text: &'a str) -> Self {
+        Self { file, text, problems: Vec::new() }
+    }
+
+    /// Records a problem at `key`.
+    pub fn report(&mut self, key: &KeyPath, message: impl Into<String>) {
+        let (line, col) = self.line_col(key);
+        self.problems.push(Problem {
+            file: self.file.to_path_buf(),
+            line,
+            col,
+            key: key.to_string(),
+            message: message.into(),
+        });
+    }
+
+    /// Where `key` is (or its deepest existing parent); `(1, 1)` if nothing of it exists.
+    pub fn line_col(&self, key: &KeyPath) -> (usize, usize) {
+        locate(self.text, key).map_or((1, 1), |span| line_col(self.text, span.start))
+    }
+}
+
+/// A TOML syntax (or type) error as a located problem.
+pub fn syntax_error(path: &Path, text: &str, e: &toml::de::Error) -> Error {
+    let (line, col, key) = match e.span() {
+        Some(span) => {
+            let (l, c) = line_col(text, span.start);
+            let key = text.get(span.clone()).unwrap_or("").trim().to_string();
+            (l, c, if key.is_empty() || key.len() > 60 { "(syntax)".into() } else { key })
+        }
+        None => (1, 1, "(syntax)".to_string()),
+    };
+    Error(vec![Problem { file: path.to_path_buf(), line, col, key, message: e.message().trim().to_string() }])
 }
 
 #[cfg(test)]

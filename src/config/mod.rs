@@ -8,7 +8,7 @@
 mod locate;
 mod raw;
 
-pub use locate::{KeyPath, Seg, from_ignored, line_col, locate};
+pub use locate::{Checker, KeyPath, Seg, from_ignored, line_col, locate, syntax_error};
 
 use crate::vfs::path as vpath;
 use ipnet::IpNet;
@@ -273,26 +273,6 @@ impl Permissions {
     }
 }
 
-/// Collects problems with their key paths while validating one document.
-struct Checker<'a> {
-    file: &'a Path,
-    text: &'a str,
-    problems: Vec<Problem>,
-}
-
-impl Checker<'_> {
-    fn report(&mut self, key: &KeyPath, message: impl Into<String>) {
-        let (line, col) = locate(self.text, key).map_or((1, 1), |span| line_col(self.text, span.start));
-        self.problems.push(Problem {
-            file: self.file.to_path_buf(),
-            line,
-            col,
-            key: key.to_string(),
-            message: message.into(),
-        });
-    }
-}
-
 /// Account and channel names: what is safe as a folder name and readable in logs.
 pub fn is_valid_name(s: &str) -> bool {
     !s.is_empty()
@@ -324,22 +304,12 @@ impl Config {
     /// # Errors
     /// Every problem found.
     pub fn parse(path: &Path, text: &str) -> Result<Config, Error> {
-        let syntax = |e: toml::de::Error| {
-            let (line, col, key) = match e.span() {
-                Some(span) => {
-                    let (l, c) = line_col(text, span.start);
-                    let key = text.get(span.clone()).unwrap_or("").trim().to_string();
-                    (l, c, if key.is_empty() || key.len() > 60 { "(syntax)".into() } else { key })
-                }
-                None => (1, 1, "(syntax)".to_string()),
-            };
-            Error(vec![Problem { file: path.to_path_buf(), line, col, key, message: e.message().trim().to_string() }])
-        };
+        let syntax = |e: toml::de::Error| syntax_error(path, text, &e);
         let mut unknown = Vec::new();
         let de = toml::de::Deserializer::parse(text).map_err(syntax)?;
         let raw: RawConfig = serde_ignored::deserialize(de, |p| unknown.push(from_ignored(&p))).map_err(syntax)?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let mut ck = Checker { file: path, text, problems: Vec::new() };
+        let mut ck = Checker::new(path, text);
         for key in &unknown {
             let name = match key.0.last() {
                 Some(Seg::Key(k)) => k.clone(),

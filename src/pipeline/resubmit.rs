@@ -20,7 +20,6 @@ use crate::spool::Spool;
 use crate::spool::journal::{NewTransfer, TransferRow};
 use std::collections::HashMap;
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -86,23 +85,6 @@ fn scan(root: &Path, seen: &mut Seen) -> Vec<Candidate> {
     ready
 }
 
-fn sha256_file(p: &Path) -> std::io::Result<(u64, String)> {
-    use sha2::Digest;
-    let mut f = fs::File::open(p)?;
-    let mut h = sha2::Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut n_total = 0u64;
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        n_total += n as u64;
-    }
-    Ok((n_total, hex::encode(h.finalize())))
-}
-
 /// The `.error.json` files of a folder whose file is no longer there, as (name, transfer id).
 fn orphaned_reasons(dir: &Path) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -149,7 +131,7 @@ pub async fn watch(spool: Arc<Spool>, stop: CancellationToken) {
 
 async fn resubmit(spool: &Arc<Spool>, c: &Candidate) -> Result<(), String> {
     let path = c.path.clone();
-    let (size, sha) = tokio::task::spawn_blocking(move || sha256_file(&path))
+    let (size, sha) = tokio::task::spawn_blocking(move || crate::spool::writer::sha256_file(&path))
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;

@@ -10,7 +10,8 @@ use super::model::{CaptureType, Entry, Field, Site, TargetRule, TypedCapture};
 use super::raw::{RawAccept, RawRules, RawSize, RawTarget};
 use super::template::{Template, Var, is_ident};
 use super::{Conflict, RetryPolicy, RuleSet};
-use crate::config::{self, KeyPath, Problem, Seg, from_ignored, is_valid_name, line_col, locate};
+pub use crate::config::Checker;
+use crate::config::{self, KeyPath, Problem, Seg, from_ignored, is_valid_name, syntax_error};
 use regex::{Regex, RegexBuilder};
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -22,32 +23,7 @@ pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
 /// Longest pattern or check regex, in characters.
 const MAX_REGEX_LEN: usize = 2048;
 
-/// Collects located problems while one rule file is checked.
-pub struct Checker<'a> {
-    /// The rule file.
-    pub file: &'a Path,
-    text: &'a str,
-    /// Problems so far.
-    pub problems: Vec<Problem>,
-}
-
 impl Checker<'_> {
-    /// Records a problem at `key`.
-    pub fn report(&mut self, key: &KeyPath, message: impl Into<String>) {
-        let (line, col) = self.line_col(key);
-        self.problems.push(Problem {
-            file: self.file.to_path_buf(),
-            line,
-            col,
-            key: key.to_string(),
-            message: message.into(),
-        });
-    }
-
-    fn line_col(&self, key: &KeyPath) -> (usize, usize) {
-        locate(self.text, key).map_or((1, 1), |span| line_col(self.text, span.start))
-    }
-
     /// The site of `key`, for rejections.
     pub fn site(&self, key: &KeyPath) -> Site {
         Site { rule: key.to_string(), loc: format!("{}:{}", self.file.display(), self.line_col(key).0) }
@@ -172,18 +148,6 @@ pub fn parse_size(raw: &RawSize) -> Result<u64, String> {
     if n == 0 { Err("must be more than 0 bytes".into()) } else { Ok(n) }
 }
 
-fn syntax_error(path: &Path, text: &str, e: &toml::de::Error) -> config::Error {
-    let (line, col, key) = match e.span() {
-        Some(span) => {
-            let (l, c) = line_col(text, span.start);
-            let key = text.get(span.clone()).unwrap_or("").trim().to_string();
-            (l, c, if key.is_empty() || key.len() > 60 { "(syntax)".into() } else { key })
-        }
-        None => (1, 1, "(syntax)".to_string()),
-    };
-    config::Error(vec![Problem { file: path.to_path_buf(), line, col, key, message: e.message().trim().to_string() }])
-}
-
 impl RuleSet {
     /// Reads and validates one rule file; `tables_dir` holds its lookup tables (`<table>.csv`).
     ///
@@ -211,7 +175,7 @@ impl RuleSet {
         let de = toml::de::Deserializer::parse(text).map_err(|e| syntax_error(path, text, &e))?;
         let raw: RawRules = serde_ignored::deserialize(de, |p| unknown.push(from_ignored(&p)))
             .map_err(|e| syntax_error(path, text, &e))?;
-        let mut ck = Checker { file: path, text, problems: Vec::new() };
+        let mut ck = Checker::new(path, text);
         for key in &unknown {
             let name = match key.0.last() {
                 Some(Seg::Key(k)) => k.clone(),

@@ -104,6 +104,29 @@ impl BodyWriter {
     }
 }
 
+/// Size and lower-case hex SHA-256 of a file, read in 256 KiB blocks.
+///
+/// # Errors
+/// The file cannot be read.
+pub fn sha256_file(path: &std::path::Path) -> io::Result<(u64, String)> {
+    sha256_of(&File::open(path)?)
+}
+
+fn sha256_of(f: &File) -> io::Result<(u64, String)> {
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut pos = 0u64;
+    loop {
+        let n = f.read_at(&mut buf, pos)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        pos += n as u64;
+    }
+    Ok((pos, hex::encode(h.finalize())))
+}
+
 impl State {
     fn write(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
         self.file.write_all_at(data, offset)?;
@@ -121,24 +144,13 @@ impl State {
     fn finish(self) -> io::Result<Written> {
         self.file.sync_all()?;
         let size = self.file.metadata()?.len();
-        let digest = if self.sequential && self.hashed == size {
-            self.hasher.finalize()
+        let sha256 = if self.sequential && self.hashed == size {
+            hex::encode(self.hasher.finalize())
         } else {
-            let mut h = Sha256::new();
-            let f = &self.file;
-            let mut buf = vec![0u8; 256 * 1024];
-            let mut pos = 0u64;
-            loop {
-                let n = f.read_at(&mut buf, pos)?;
-                if n == 0 {
-                    break;
-                }
-                h.update(&buf[..n]);
-                pos += n as u64;
-            }
-            h.finalize()
+            // Out-of-order writes: hash what is on disk.
+            sha256_of(&self.file)?.1
         };
-        Ok(Written { size, sha256: hex::encode(digest) })
+        Ok(Written { size, sha256 })
     }
 }
 

@@ -43,19 +43,7 @@ fn recorded(p: &Path) -> Option<(String, String)> {
 }
 
 fn file_sha256(p: &Path) -> io::Result<String> {
-    use sha2::Digest;
-    use std::io::Read;
-    let mut h = sha2::Sha256::new();
-    let mut f = File::open(p)?;
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex::encode(h.finalize()))
+    crate::spool::writer::sha256_file(p).map(|(_, sha)| sha)
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
