@@ -47,10 +47,47 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Exception folders: list, resubmit or drop failed files.
+    Exceptions {
+        #[command(subcommand)]
+        command: ExceptionsCommand,
+    },
     /// Rule files: run their inline tests, explain a decision.
     Rules {
         #[command(subcommand)]
         command: RulesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExceptionsCommand {
+    /// Every file waiting in an exception folder, with its reason.
+    List {
+        /// Config file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Only this channel.
+        #[arg(long)]
+        channel: Option<String>,
+    },
+    /// Resubmit a failed transfer (moves its file into `retry/`, like ops can over SFTP).
+    Retry {
+        /// Config file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Transfer id (from `list`).
+        id: String,
+        /// Resubmit under this (corrected) file name.
+        #[arg(long = "as")]
+        rename: Option<String>,
+    },
+    /// Drop a failed transfer for good (moves its file into `discard/`; audited).
+    Discard {
+        /// Config file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Transfer id (from `list`).
+        id: String,
     },
 }
 
@@ -183,6 +220,95 @@ fn audit_verify(config: Option<PathBuf>, file: Option<PathBuf>) -> Result<ExitCo
     }
 }
 
+/// One file in an exception folder, from its `.error.json`.
+struct Waiting {
+    folder: PathBuf,
+    file: String,
+    reason: serde_json::Value,
+}
+
+fn waiting(config: &Config, channel: Option<&str>) -> Vec<Waiting> {
+    let root = config.spool.root.join("exceptions");
+    let mut out = Vec::new();
+    let subdirs = |p: &std::path::Path| -> Vec<PathBuf> {
+        std::fs::read_dir(p)
+            .map(|d| d.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    for ch in subdirs(&root) {
+        if channel.is_some_and(|c| ch.file_name().and_then(|n| n.to_str()) != Some(c)) {
+            continue;
+        }
+        for folder in subdirs(&ch) {
+            for e in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let Some(file) = name.strip_suffix(".error.json") else { continue };
+                if !folder.join(file).is_file() {
+                    continue;
+                }
+                let reason = std::fs::read(e.path())
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok())
+                    .unwrap_or(serde_json::Value::Null);
+                out.push(Waiting { folder: folder.clone(), file: file.to_string(), reason });
+            }
+        }
+    }
+    out.sort_by(|a, b| a.reason["transfer_id"].as_str().cmp(&b.reason["transfer_id"].as_str()));
+    out
+}
+
+fn exceptions(command: ExceptionsCommand) -> Result<ExitCode> {
+    let (config, id, to) = match &command {
+        ExceptionsCommand::List { config, channel } => {
+            let config = match load(config) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            let list = waiting(&config, channel.as_deref());
+            for w in &list {
+                let r = &w.reason;
+                println!(
+                    "{}  {}/{}  {}  attempt {}\n    {}",
+                    r["transfer_id"].as_str().unwrap_or("?"),
+                    r["channel"].as_str().unwrap_or("?"),
+                    r["account"].as_str().unwrap_or("?"),
+                    w.file,
+                    r["attempt"],
+                    r["reason"].as_str().unwrap_or("(no reason recorded)")
+                );
+            }
+            println!("{} file(s) in exception folders", list.len());
+            return Ok(ExitCode::SUCCESS);
+        }
+        ExceptionsCommand::Retry { config, id, rename } => (config, id, Some(rename.clone())),
+        ExceptionsCommand::Discard { config, id } => (config, id, None),
+    };
+    let config = match load(config) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let Some(w) = waiting(&config, None).into_iter().find(|w| w.reason["transfer_id"].as_str() == Some(id.as_str()))
+    else {
+        eprintln!("no file of transfer {id} in an exception folder (see `wharf exceptions list`)");
+        return Ok(ExitCode::from(2));
+    };
+    let (sub, name) = match &to {
+        Some(rename) => (wharf::pipeline::resubmit::RETRY, rename.clone().unwrap_or_else(|| w.file.clone())),
+        None => (wharf::pipeline::resubmit::DISCARD, w.file.clone()),
+    };
+    if name.is_empty() || name.contains('/') || name.starts_with('.') || wharf::vfs::path::check_name(&name).is_err() {
+        eprintln!("`{name}` is not a plain file name");
+        return Ok(ExitCode::from(2));
+    }
+    let dir = w.folder.join(sub);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::rename(w.folder.join(&w.file), dir.join(&name))
+        .with_context(|| format!("moving {} into {}", w.file, dir.display()))?;
+    println!("{} → {}/{name}; the running gateway takes it within seconds", w.file, dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
 fn load_rules(config: &std::path::Path) -> Result<(Config, wharf::rules::Rules), ExitCode> {
     let config = load(config)?;
     match wharf::gateway::load_rules(&config) {
@@ -260,6 +386,7 @@ async fn main() -> ExitCode {
         Command::User { command: UserCommand::HashPassword } => hash_password(),
         Command::Audit { command: AuditCommand::Verify { config, file } } => audit_verify(config, file),
         Command::Rules { command: RulesCommand::Test { config } } => rules_test(&config),
+        Command::Exceptions { command } => exceptions(command),
         Command::Rules { command: RulesCommand::Explain { config, channel, account, name } } => {
             rules_explain(&config, &channel, account.as_deref(), &name)
         }

@@ -237,3 +237,49 @@ fn rules_reload_on_change_and_a_broken_edit_keeps_the_previous_rules() {
         gw.dir.path().join("ecm/reloaded/ACME/INV-ACME-2026-0102.pdf").exists()
     });
 }
+
+#[test]
+fn exceptions_cli_lists_resubmits_under_a_new_name_and_discards() {
+    let gw = pipeline();
+    for (name, seed) in [("first.pdf", 70), ("second.pdf", 71)] {
+        let f = gw.dir.path().join(name);
+        pdf(&f, seed);
+        assert!(gw.sftp("acme", &format!("put {} /invoices/{name}\n", f.display())).status.success());
+    }
+    let dir = gw.spool().join("exceptions/invoices/acme");
+    gw.wait_for(30, "two exceptions", || {
+        dir.join("first.pdf.error.json").exists() && dir.join("second.pdf.error.json").exists()
+    });
+    let wharf = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_wharf")).args(args).output().expect("wharf runs")
+    };
+    let config = gw.config.display().to_string();
+    let list = wharf(&["exceptions", "list", "--config", &config]);
+    let listing = String::from_utf8_lossy(&list.stdout).into_owned();
+    assert!(
+        listing.contains("first.pdf") && listing.contains("second.pdf") && listing.contains("2 file(s)"),
+        "{listing}"
+    );
+    let id_of = |name: &str| {
+        gw.in_state("excepted").into_iter().find(|t| t.name == name).map(|t| t.id).expect("excepted transfer")
+    };
+    let (first, second) = (id_of("first.pdf"), id_of("second.pdf"));
+
+    let retry = wharf(&["exceptions", "retry", "--config", &config, &first, "--as", "INV-ACME-2026-0055.pdf"]);
+    assert!(retry.status.success(), "{}", text(&retry));
+    let discard = wharf(&["exceptions", "discard", "--config", &config, &second]);
+    assert!(discard.status.success(), "{}", text(&discard));
+
+    gw.wait_for(30, "the resubmitted delivery", || gw.dir.path().join("ecm/2026/ACME/INV-ACME-2026-0055.pdf").exists());
+    gw.wait_for(30, "the discard", || gw.in_state("discarded").len() == 1);
+    let delivered = gw.in_state("delivered").pop().expect("delivered");
+    assert_eq!((delivered.attempt, delivered.parent_id.as_deref()), (2, Some(first.as_str())));
+    assert_eq!(gw.in_state("discarded")[0].id, second);
+    assert!(!dir.join("second.pdf.error.txt").exists() && !dir.join("discard/second.pdf").exists());
+    assert!(gw.audit().iter().any(|e| e["event"] == "discarded" && e["transfer_id"] == second.as_str()));
+    let after = wharf(&["exceptions", "list", "--config", &config]);
+    assert!(String::from_utf8_lossy(&after.stdout).contains("0 file(s)"), "{}", text(&after));
+    // An unknown id is a clear error.
+    let unknown = wharf(&["exceptions", "retry", "--config", &config, "01NOSUCHTRANSFER"]);
+    assert_eq!(unknown.status.code(), Some(2));
+}

@@ -72,6 +72,7 @@ pub fn place(spool: &Spool, row: &TransferRow, why: &Reason) -> io::Result<PathB
     let dir = folder(spool, &row.channel, &row.account);
     // retry/ is where a fixed file is put to resubmit it (see `resubmit`).
     fs::create_dir_all(dir.join(super::resubmit::RETRY))?;
+    fs::create_dir_all(dir.join(super::resubmit::DISCARD))?;
     let dest = free_name(&dir, &row.name, &row.id);
     let shown = dest.file_name().and_then(|n| n.to_str()).unwrap_or(&row.name).to_string();
     let text = format!(

@@ -10,6 +10,9 @@
 //! `retry/`; a crash in between leaves it in `retry/`, and the next scan finds the transfer it
 //! already made (same content, protocol `resubmit`) instead of making a second one.
 //!
+//! Moving a file into `discard/` instead drops the exception: the transfer becomes `discarded`,
+//! the file and its reason files are removed, and the decision is audited.
+//!
 //! The original is found by, in order: an `.error.json` of the same name whose file is gone from
 //! the folder; the newest excepted transfer of the account with the same content; the only
 //! `.error.json` in the folder whose file is gone. Its reason files are removed once the fixed
@@ -27,6 +30,8 @@ use tokio_util::sync::CancellationToken;
 
 /// Name of the resubmit folder inside each exception folder.
 pub const RETRY: &str = "retry";
+/// Name of the folder a file is moved into to drop it (state `discarded`, audited).
+pub const DISCARD: &str = "discard";
 /// Largest accepted overrides file.
 const MAX_OVERRIDES: u64 = 64 * 1024;
 
@@ -49,7 +54,7 @@ fn is_reason_or_override(name: &str) -> bool {
 }
 
 /// Lists the files of every `retry/` folder that have been stable since the previous scan.
-fn scan(root: &Path, seen: &mut Seen) -> Vec<Candidate> {
+fn scan(root: &Path, sub: &str, seen: &mut Seen) -> Vec<Candidate> {
     let mut now_seen = Seen::new();
     let mut ready = Vec::new();
     let dirs = |p: &Path| -> Vec<(String, PathBuf)> {
@@ -65,7 +70,7 @@ fn scan(root: &Path, seen: &mut Seen) -> Vec<Candidate> {
     };
     for (channel, cdir) in dirs(root) {
         for (account, adir) in dirs(&cdir) {
-            let Ok(entries) = fs::read_dir(adir.join(RETRY)) else { continue };
+            let Ok(entries) = fs::read_dir(adir.join(sub)) else { continue };
             for e in entries.flatten() {
                 let Some(name) = e.file_name().to_str().map(str::to_string) else { continue };
                 // Regular files only: links and folders are never taken.
@@ -108,25 +113,59 @@ fn orphaned_reasons(dir: &Path) -> Vec<(String, String)> {
 /// Watches every `retry/` folder until shutdown.
 pub async fn watch(spool: Arc<Spool>, stop: CancellationToken) {
     let mut seen = Seen::new();
+    let mut seen_discard = Seen::new();
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
         let root = spool.exceptions_dir();
-        let (found, s) = tokio::task::spawn_blocking(move || {
-            let r = scan(&root, &mut seen);
-            (r, seen)
+        let (found, dropped, s, sd) = tokio::task::spawn_blocking(move || {
+            let r = scan(&root, RETRY, &mut seen);
+            let d = scan(&root, DISCARD, &mut seen_discard);
+            (r, d, seen, seen_discard)
         })
         .await
         .unwrap_or_default();
-        seen = s;
+        (seen, seen_discard) = (s, sd);
+        for c in dropped {
+            if let Err(e) = discard(&spool, &c).await {
+                tracing::error!(path = %c.path.display(), error = %e, "cannot discard");
+            }
+        }
         for c in found {
             if let Err(e) = resubmit(&spool, &c).await {
                 tracing::error!(path = %c.path.display(), error = %e, "cannot resubmit");
             }
         }
     }
+}
+
+/// Drops an exception for good: the transfer becomes `discarded` (found like a resubmit's
+/// original), the file and its reason files are removed, and the decision is audited.
+async fn discard(spool: &Arc<Spool>, c: &Candidate) -> Result<(), String> {
+    let discard_dir = c.path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let folder = discard_dir.parent().map(Path::to_path_buf).unwrap_or_default();
+    let orphans = orphaned_reasons(&folder);
+    let found = orphans.iter().find(|(n, _)| *n == c.name).or(match orphans.as_slice() {
+        [only] => Some(only),
+        _ => None,
+    });
+    let journal = spool.journal();
+    let mut ev = Event::new("discarded").account(&c.account).path(&c.name);
+    if let Some((n, id)) = found {
+        let reason = format!("discarded by moving it into {DISCARD}/");
+        journal.mark_discarded(id, &reason).await.map_err(|e| e.to_string())?;
+        let _ = fs::remove_file(folder.join(format!("{n}.error.txt")));
+        let _ = fs::remove_file(folder.join(format!("{n}.error.json")));
+        ev = ev.transfer(id).reason(&reason);
+    } else {
+        ev = ev.reason("no exception of this name was found; the file was removed");
+    }
+    fs::remove_file(&c.path).map_err(|e| e.to_string())?;
+    tracing::info!(name = %c.name, transfer = ?found.map(|f| &f.1), "discarded");
+    spool.audit().record(ev);
+    Ok(())
 }
 
 async fn resubmit(spool: &Arc<Spool>, c: &Candidate) -> Result<(), String> {
@@ -250,14 +289,14 @@ mod tests {
         fs::write(retry.join("a.pdf.meta.json"), b"{}").expect("write");
         std::os::unix::fs::symlink("/etc/passwd", retry.join("link.pdf")).expect("symlink");
         let mut seen = Seen::new();
-        assert!(scan(dir.path(), &mut seen).is_empty(), "first sight: not yet stable");
-        let ready = scan(dir.path(), &mut seen);
+        assert!(scan(dir.path(), RETRY, &mut seen).is_empty(), "first sight: not yet stable");
+        let ready = scan(dir.path(), RETRY, &mut seen);
         assert_eq!(ready.len(), 1, "{ready:?}");
         assert_eq!(
             (ready[0].channel.as_str(), ready[0].account.as_str(), ready[0].name.as_str()),
             ("invoices", "acme", "a.pdf")
         );
         fs::write(retry.join("a.pdf"), b"grown").expect("write");
-        assert!(scan(dir.path(), &mut seen).is_empty(), "changed since the last scan: wait");
+        assert!(scan(dir.path(), RETRY, &mut seen).is_empty(), "changed since the last scan: wait");
     }
 }

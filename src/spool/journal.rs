@@ -70,6 +70,8 @@ pub enum State {
     Excepted,
     /// The upload never completed (client gone, gateway crashed); the body was removed.
     Aborted,
+    /// An exception that ops decided to drop (file moved into `discard/`).
+    Discarded,
 }
 
 impl State {
@@ -82,6 +84,7 @@ impl State {
             State::Delivered => "delivered",
             State::Excepted => "excepted",
             State::Aborted => "aborted",
+            State::Discarded => "discarded",
         }
     }
 }
@@ -415,6 +418,20 @@ impl Journal {
         .bind(protocol)
         .fetch_optional(&self.pool)
         .await?)
+    }
+
+    /// `excepted → discarded`, with who or what decided it.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn mark_discarded(&self, id: &str, reason: &str) -> Result<bool, Error> {
+        let q = sqlx::query(
+            "UPDATE transfers SET state = 'discarded', reason = ?, updated_at = ? WHERE id = ? AND state = 'excepted'",
+        )
+        .bind(reason)
+        .bind(timestamp(Utc::now()))
+        .bind(id);
+        Ok(self.execute_durable(q).await?.rows_affected() == 1)
     }
 
     /// Claims the oldest `received` transfer that is due, moving it to `processing` in one statement,

@@ -250,6 +250,7 @@ impl Gateway {
                 wharf::spool::journal::State::Processing,
                 wharf::spool::journal::State::Delivered,
                 wharf::spool::journal::State::Excepted,
+                wharf::spool::journal::State::Discarded,
             ] {
                 rows.extend(j.in_state(s).await.expect("rows"));
             }
