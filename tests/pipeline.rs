@@ -283,3 +283,36 @@ fn exceptions_cli_lists_resubmits_under_a_new_name_and_discards() {
     let unknown = wharf(&["exceptions", "retry", "--config", &config, "01NOSUCHTRANSFER"]);
     assert_eq!(unknown.status.code(), Some(2));
 }
+
+#[test]
+fn the_sender_collects_an_ack_or_nack_receipt_from_its_outbound_folder() {
+    let gw = pipeline();
+    let good = gw.dir.path().join("INV-ACME-2026-0201.pdf");
+    pdf(&good, 80);
+    let bad = gw.dir.path().join("scan.pdf");
+    pdf(&bad, 81);
+    let out = gw.sftp("acme", &format!("put {} /invoices/\nput {} /invoices/\n", good.display(), bad.display()));
+    assert!(out.status.success(), "{}", text(&out));
+    let receipts = gw.spool().join("outbound/acme/receipts");
+    gw.wait_for(30, "both receipts", || {
+        receipts.join("INV-ACME-2026-0201.pdf.ack.json").exists() && receipts.join("scan.pdf.nack.json").exists()
+    });
+    let (ack, nack) = (gw.dir.path().join("ack.json"), gw.dir.path().join("nack.json"));
+    let out = gw.sftp(
+        "acme",
+        &format!(
+            "get /outbound/receipts/INV-ACME-2026-0201.pdf.ack.json {}\nget /outbound/receipts/scan.pdf.nack.json {}\n",
+            ack.display(),
+            nack.display()
+        ),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let ack: serde_json::Value = serde_json::from_slice(&std::fs::read(&ack).expect("ack")).expect("json");
+    assert_eq!(ack["outcome"], "delivered");
+    assert_eq!(ack["path"], "2026/ACME/INV-ACME-2026-0201.pdf");
+    let nack: serde_json::Value = serde_json::from_slice(&std::fs::read(&nack).expect("nack")).expect("json");
+    assert_eq!(nack["outcome"], "excepted");
+    assert!(nack["reason"].as_str().is_some_and(|r| r.contains("INV-")), "{nack}");
+    let globex = gw.sftp("globex", "ls -R /outbound\n");
+    assert!(!String::from_utf8_lossy(&globex.stdout).contains("scan.pdf"), "{}", text(&globex));
+}

@@ -203,6 +203,9 @@ impl Pipeline {
                         self.audit(&row, "delivered")
                             .to_path(&format!("{}:{}", receipt.target, receipt.path))
                             .record(self);
+                        let ack = serde_json::json!({ "outcome": "delivered", "target": receipt.target, "id": receipt.id,
+                                                      "path": receipt.path, "version": receipt.version });
+                        self.write_receipt(&row, "ack", ack).await;
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "delivered but not journaled; the retry will find the delivery")
@@ -273,6 +276,39 @@ impl Pipeline {
             Err(e) => tracing::error!(error = %e, "exception task failed"),
         }
         self.audit(row, "excepted").reason(&summary).record(self);
+        let nack =
+            serde_json::json!({ "outcome": "excepted", "reason": why.reason, "rule": why.rule, "remedy": why.remedy });
+        self.write_receipt(row, "nack", nack).await;
+    }
+
+    /// Writes `<name>.ack.json` / `<name>.nack.json` into the sender's outbound box under
+    /// `receipts/`, if the channel's rules ask for receipts. Written whole (temporary name, then
+    /// rename), so a partner never reads half a receipt; a later outcome of the same name replaces it.
+    async fn write_receipt(&self, row: &TransferRow, kind: &str, mut body: serde_json::Value) {
+        if !self.rules.snapshot().get(&row.channel).is_some_and(|r| r.receipts()) {
+            return;
+        }
+        body["transfer_id"] = row.id.clone().into();
+        body["file"] = row.name.clone().into();
+        body["sha256"] = row.sha256.clone().into();
+        body["received_at"] = row.received_at.clone().into();
+        body["attempt"] = row.attempt.into();
+        let dir = self.spool.outbound_dir(&row.account).join("receipts");
+        let other = if kind == "ack" { "nack" } else { "ack" };
+        let (name, other) = (format!("{}.{kind}.json", row.name), format!("{}.{other}.json", row.name));
+        let result = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            std::fs::create_dir_all(&dir)?;
+            let tmp = dir.join(format!(".wharf-tmp-{name}"));
+            std::fs::write(&tmp, serde_json::to_vec_pretty(&body).map_err(std::io::Error::other)?)?;
+            std::fs::rename(&tmp, dir.join(&name))?;
+            // The newest outcome is the one that counts: drop an older receipt of the other kind.
+            let _ = std::fs::remove_file(dir.join(other));
+            Ok(())
+        })
+        .await;
+        if !matches!(result, Ok(Ok(()))) {
+            tracing::error!(?result, "cannot write the receipt");
+        }
     }
 
     fn audit(&self, row: &TransferRow, kind: &str) -> Event {

@@ -213,6 +213,7 @@ impl RuleSet {
                 channel,
                 source: path.to_path_buf(),
                 reject_unmatched_names: raw.reject_unmatched_names,
+                receipts: raw.receipts,
                 entries,
                 metadata,
                 target,

@@ -12,6 +12,7 @@
 //! # Format
 //! ```toml
 //! reject_unmatched_names = false     # true: refuse an unmatched name at upload (SFTP open / FTP STOR)
+//! receipts = false                   # true: <name>.ack.json / .nack.json in the sender's /outbound/receipts/
 //!
 //! [[accept]]                         # tried in order; the first whose pattern matches decides
 //! name = "invoice"                   # used in reasons and in Outcome::Accepted
@@ -156,6 +157,7 @@ pub struct RuleSet {
     channel: String,
     source: PathBuf,
     reject_unmatched_names: bool,
+    receipts: bool,
     entries: Vec<Entry>,
     metadata: Metadata,
     target: TargetRule,
@@ -178,6 +180,11 @@ impl RuleSet {
     /// Whether an unmatched name is refused at upload time instead of going to exceptions.
     pub fn reject_unmatched_names(&self) -> bool {
         self.reject_unmatched_names
+    }
+
+    /// Whether the sender gets a receipt after each outcome (in its outbound box, `receipts/`).
+    pub fn receipts(&self) -> bool {
+        self.receipts
     }
 
     /// Names of the accept entries, in order.

@@ -15,6 +15,9 @@ pub struct RawRules {
     /// Refuse an upload whose name matches no accept entry at open time (SFTP open, FTP STOR).
     #[serde(default)]
     pub reject_unmatched_names: bool,
+    /// Write a receipt (`<name>.ack.json` / `<name>.nack.json`) for the sender after each outcome.
+    #[serde(default)]
+    pub receipts: bool,
     /// `[[accept]]`: which files the channel takes, first match wins.
     #[serde(default)]
     pub accept: Vec<RawAccept>,
