@@ -150,6 +150,10 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         let targets = build_targets(&config);
         let pipeline = Arc::new(Pipeline::new(spool.clone(), rules, targets, &config));
         pipeline.start(p.workers, shutdown.clone(), &mut tasks).await.map_err(|e| Error::Spool(e.into()))?;
+        for hf in &config.hot_folders {
+            crate::intake::hotfolder::start(spool.clone(), hf.clone(), shutdown.clone()).map_err(Error::Other)?;
+            tracing::info!(path = %hf.path.display(), channel = %hf.channel, "watching hot folder");
+        }
     }
 
     Ok(Running { sftp_addr, ftp_addr, recovery, spool, shutdown, tasks })
@@ -188,6 +192,16 @@ pub fn load_rules(config: &Config) -> Result<Option<Rules>, Error> {
                     p.rules_dir.join(format!("{channel}.toml")).display()
                 ));
             }
+        }
+    }
+    for h in &config.hot_folders {
+        if rules.get(&h.channel).is_none() {
+            problems.push(format!(
+                "{}: hot folder {}: channel `{}` has no rule file",
+                config.source.display(),
+                h.path.display(),
+                h.channel
+            ));
         }
     }
     if problems.is_empty() { Ok(Some(rules)) } else { Err(Error::Other(problems.join("\n"))) }

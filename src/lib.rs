@@ -11,6 +11,7 @@
 //!   maps a client path to storage.
 //! - [`frontends`]: SFTP (russh + russh-sftp) and FTP/FTPS (libunftp) adapters over [`vfs`].
 //! - [`spool`]: bodies on disk (tmp → fsync → rename) and the journal (SQLite); crash recovery.
+//! - [`intake`]: hot folders: intakes other than SFTP/FTP, feeding the same spool.
 //! - [`pipeline`]: workers that apply a channel's rules and deliver, or put the file in an
 //!   exception folder with its reason.
 //! - [`targets`]: where documents are delivered (one trait; `fs` is the embedded default).
@@ -25,6 +26,7 @@ pub mod audit;
 pub mod config;
 pub mod frontends;
 pub mod gateway;
+pub mod intake;
 pub mod pipeline;
 pub mod rules;
 pub mod spool;

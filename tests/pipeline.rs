@@ -316,3 +316,24 @@ fn the_sender_collects_an_ack_or_nack_receipt_from_its_outbound_folder() {
     let globex = gw.sftp("globex", "ls -R /outbound\n");
     assert!(!String::from_utf8_lossy(&globex.stdout).contains("scan.pdf"), "{}", text(&globex));
 }
+
+#[test]
+fn a_hot_folder_file_is_taken_once_complete_and_delivered() {
+    let extra = "[[hot_folders]]\npath = \"scanner\"\nchannel = \"invoices\"\naccount = \"acme\"\n".to_string();
+    let gw = Gateway::start(Options { pipeline: true, extra, ..Options::default() });
+    let dir = gw.dir.path().join("scanner");
+    gw.wait_for(10, "the hot folder", || dir.is_dir());
+    // A dot-file (a copy in progress, by convention) is left alone; the finished file is taken.
+    let src = gw.dir.path().join("INV-GLOBEX-2026-0301.pdf");
+    let sha = pdf(&src, 90);
+    std::fs::copy(&src, dir.join(".INV-GLOBEX-2026-0301.pdf.part")).expect("copy");
+    std::fs::rename(dir.join(".INV-GLOBEX-2026-0301.pdf.part"), dir.join("INV-GLOBEX-2026-0301.pdf")).expect("rename");
+    std::fs::write(dir.join(".in-progress"), b"x").expect("write");
+    let out = gw.dir.path().join("ecm/2026/GLOBEX/INV-GLOBEX-2026-0301.pdf");
+    gw.wait_for(30, "the delivery", || out.exists());
+    assert_eq!(sha256_file(&out), sha);
+    assert!(!dir.join("INV-GLOBEX-2026-0301.pdf").exists(), "taken files leave the hot folder");
+    assert!(dir.join(".in-progress").exists(), "dot-files are left alone");
+    let row = gw.in_state("delivered").pop().expect("row");
+    assert_eq!((row.protocol.as_str(), row.account.as_str()), ("hotfolder", "acme"));
+}

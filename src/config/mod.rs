@@ -77,6 +77,19 @@ pub struct Config {
     pub pipeline: Option<PipelineConfig>,
     /// Delivery targets.
     pub targets: Vec<TargetConfig>,
+    /// Local folders whose files become transfers.
+    pub hot_folders: Vec<HotFolderConfig>,
+}
+
+/// A hot folder: an intake other than SFTP/FTP.
+#[derive(Debug, Clone)]
+pub struct HotFolderConfig {
+    /// The folder watched.
+    pub path: PathBuf,
+    /// The channel.
+    pub channel: String,
+    /// The account the files are attributed to.
+    pub account: String,
 }
 
 /// The rules pipeline.
@@ -408,7 +421,25 @@ fn build(raw: &RawConfig, base: &Path, file: &Path, ck: &mut Checker<'_>) -> Con
             }
         })
         .collect();
-    Config { source: file.to_path_buf(), spool, sessions, sftp, ftp, accounts, pipeline, targets }
+    let hot_folders = raw
+        .hot_folders
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let key = root.key("hot_folders").index(i);
+            if !is_valid_name(&h.channel) {
+                ck.report(&key.key("channel"), format!("`{}` is not a valid channel name", h.channel));
+            }
+            if !names.contains(h.account.as_str()) {
+                ck.report(&key.key("account"), format!("no account named `{}`", h.account));
+            }
+            if raw.pipeline.is_none() {
+                ck.report(&key.key("path"), "a hot folder needs [pipeline]: nothing would process its files");
+            }
+            HotFolderConfig { path: resolve(base, &h.path), channel: h.channel.clone(), account: h.account.clone() }
+        })
+        .collect();
+    Config { source: file.to_path_buf(), spool, sessions, sftp, ftp, accounts, pipeline, targets, hot_folders }
 }
 
 fn build_sessions(raw: &RawConfig, ck: &mut Checker<'_>) -> SessionLimits {

@@ -26,6 +26,20 @@ pub struct RawConfig {
     /// Where documents are delivered.
     #[serde(default)]
     pub targets: Vec<RawTarget>,
+    /// Local folders watched for files (scanners, shares).
+    #[serde(default)]
+    pub hot_folders: Vec<RawHotFolder>,
+}
+
+/// `[[hot_folders]]`.
+#[derive(Debug, Deserialize)]
+pub struct RawHotFolder {
+    /// The folder to watch.
+    pub path: String,
+    /// The channel its files become transfers of.
+    pub channel: String,
+    /// The account the files are attributed to (its attributes apply in the rules).
+    pub account: String,
 }
 
 /// `[pipeline]`.
