@@ -154,6 +154,30 @@ impl<'a> Checker<'a> {
     }
 }
 
+/// Parses a TOML document into `T`, collecting every unknown key (instead of stopping at the
+/// first) as a located problem in the returned [`Checker`], which validation then continues.
+///
+/// # Errors
+/// A syntax or type error, located.
+pub fn parse_document<'a, T: serde::de::DeserializeOwned>(
+    path: &'a Path,
+    text: &'a str,
+) -> Result<(T, Checker<'a>), Error> {
+    let mut unknown = Vec::new();
+    let de = toml::de::Deserializer::parse(text).map_err(|e| syntax_error(path, text, &e))?;
+    let value: T =
+        serde_ignored::deserialize(de, |p| unknown.push(from_ignored(&p))).map_err(|e| syntax_error(path, text, &e))?;
+    let mut ck = Checker::new(path, text);
+    for key in &unknown {
+        let name = match key.0.last() {
+            Some(Seg::Key(k)) => k.clone(),
+            _ => key.to_string(),
+        };
+        ck.report(key, format!("unknown field `{name}`: not a setting here (misspelt, or in the wrong section?)"));
+    }
+    Ok((value, ck))
+}
+
 /// A TOML syntax (or type) error as a located problem.
 pub fn syntax_error(path: &Path, text: &str, e: &toml::de::Error) -> Error {
     let (line, col, key) = match e.span() {

@@ -8,7 +8,7 @@
 mod locate;
 mod raw;
 
-pub use locate::{Checker, KeyPath, Seg, from_ignored, line_col, locate, syntax_error};
+pub use locate::{Checker, KeyPath, Seg, from_ignored, line_col, locate, parse_document, syntax_error};
 
 use crate::vfs::path as vpath;
 use ipnet::IpNet;
@@ -317,19 +317,8 @@ impl Config {
     /// # Errors
     /// Every problem found.
     pub fn parse(path: &Path, text: &str) -> Result<Config, Error> {
-        let syntax = |e: toml::de::Error| syntax_error(path, text, &e);
-        let mut unknown = Vec::new();
-        let de = toml::de::Deserializer::parse(text).map_err(syntax)?;
-        let raw: RawConfig = serde_ignored::deserialize(de, |p| unknown.push(from_ignored(&p))).map_err(syntax)?;
+        let (raw, mut ck): (RawConfig, _) = parse_document(path, text)?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let mut ck = Checker::new(path, text);
-        for key in &unknown {
-            let name = match key.0.last() {
-                Some(Seg::Key(k)) => k.clone(),
-                _ => key.to_string(),
-            };
-            ck.report(key, format!("unknown field `{name}`: not a setting here (misspelt, or in the wrong section?)"));
-        }
         let config = build(&raw, &base, path, &mut ck);
         if ck.problems.is_empty() { Ok(config) } else { Err(Error(ck.problems)) }
     }

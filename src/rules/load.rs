@@ -11,7 +11,7 @@ use super::raw::{RawAccept, RawRules, RawSize, RawTarget};
 use super::template::{Template, Var, is_ident};
 use super::{Conflict, RetryPolicy, RuleSet};
 pub use crate::config::Checker;
-use crate::config::{self, KeyPath, Problem, Seg, from_ignored, is_valid_name, syntax_error};
+use crate::config::{self, KeyPath, Problem, is_valid_name};
 use regex::{Regex, RegexBuilder};
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -171,18 +171,7 @@ impl RuleSet {
     /// # Errors
     /// Every problem found.
     pub fn parse(path: &Path, text: &str, tables_dir: &Path) -> Result<RuleSet, config::Error> {
-        let mut unknown = Vec::new();
-        let de = toml::de::Deserializer::parse(text).map_err(|e| syntax_error(path, text, &e))?;
-        let raw: RawRules = serde_ignored::deserialize(de, |p| unknown.push(from_ignored(&p)))
-            .map_err(|e| syntax_error(path, text, &e))?;
-        let mut ck = Checker::new(path, text);
-        for key in &unknown {
-            let name = match key.0.last() {
-                Some(Seg::Key(k)) => k.clone(),
-                _ => key.to_string(),
-            };
-            ck.report(key, format!("unknown field `{name}`: not a setting here (misspelt, or in the wrong section?)"));
-        }
+        let (raw, mut ck): (RawRules, _) = config::parse_document(path, text)?;
         let root = KeyPath::root();
         let channel = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         if !is_valid_name(&channel) {
