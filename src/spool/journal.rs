@@ -274,14 +274,18 @@ impl Journal {
     /// # Errors
     /// Database errors.
     pub async fn mark_aborted(&self, id: &str, reason: &str) -> Result<bool, Error> {
-        let r = sqlx::query(
-            "UPDATE transfers SET state = 'aborted', reason = ?, updated_at = ? WHERE id = ? AND state = 'receiving'",
-        )
-        .bind(reason)
-        .bind(timestamp(Utc::now()))
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
+        self.transition(id, State::Receiving, State::Aborted, reason, false).await
+    }
+
+    /// `from → to` with a reason, only if the transfer is in `from` (one conditional statement).
+    async fn transition(&self, id: &str, from: State, to: State, reason: &str, durable: bool) -> Result<bool, Error> {
+        let q = sqlx::query("UPDATE transfers SET state = ?, reason = ?, updated_at = ? WHERE id = ? AND state = ?")
+            .bind(to.as_str())
+            .bind(reason)
+            .bind(timestamp(Utc::now()))
+            .bind(id)
+            .bind(from.as_str());
+        let r = if durable { self.execute_durable(q).await? } else { q.execute(&self.pool).await? };
         Ok(r.rows_affected() == 1)
     }
 
@@ -425,13 +429,7 @@ impl Journal {
     /// # Errors
     /// Database errors.
     pub async fn mark_discarded(&self, id: &str, reason: &str) -> Result<bool, Error> {
-        let q = sqlx::query(
-            "UPDATE transfers SET state = 'discarded', reason = ?, updated_at = ? WHERE id = ? AND state = 'excepted'",
-        )
-        .bind(reason)
-        .bind(timestamp(Utc::now()))
-        .bind(id);
-        Ok(self.execute_durable(q).await?.rows_affected() == 1)
+        self.transition(id, State::Excepted, State::Discarded, reason, true).await
     }
 
     /// Claims the oldest `received` transfer that is due, moving it to `processing` in one statement,
