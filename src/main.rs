@@ -303,6 +303,13 @@ fn exceptions(command: ExceptionsCommand) -> Result<ExitCode> {
     }
     let dir = w.folder.join(sub);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    // The sidecar (kept beside the file when it was excepted) goes first: the resubmit reads it as
+    // overrides when it takes the file.
+    let meta = w.folder.join(wharf::rules::sidecar_name(&w.file));
+    if to.is_some() && meta.exists() {
+        std::fs::rename(&meta, dir.join(wharf::rules::sidecar_name(&name)))
+            .with_context(|| format!("moving {} into {}", meta.display(), dir.display()))?;
+    }
     std::fs::rename(w.folder.join(&w.file), dir.join(&name))
         .with_context(|| format!("moving {} into {}", w.file, dir.display()))?;
     println!("{} → {}/{name}; the running gateway takes it within seconds", w.file, dir.display());

@@ -9,3 +9,4 @@ mod ftp;
 mod pipeline;
 mod security;
 mod sftp;
+mod sidecar;

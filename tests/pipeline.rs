@@ -4,7 +4,7 @@
 use crate::support::{Gateway, Options, random_file, sha256_file, text};
 use std::path::Path;
 
-fn pdf(path: &Path, seed: u64) -> String {
+pub(crate) fn pdf(path: &Path, seed: u64) -> String {
     let mut body = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj << /Type /Catalog >> endobj\n".to_vec();
     let filler = path.with_extension("filler");
     random_file(&filler, 20_000, seed);

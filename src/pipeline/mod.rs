@@ -14,6 +14,7 @@
 
 pub mod exceptions;
 pub mod resubmit;
+mod sidecar;
 
 use crate::audit::Event;
 use crate::config::Config;
@@ -138,7 +139,9 @@ impl Pipeline {
             };
             return self.except(&row, why).await;
         };
-        let input = self.input(&row);
+        let Some(sidecar) = self.pair_sidecar(&row, ruleset.sidecar()).await else { return };
+        let mut input = self.input(&row);
+        input.sidecar = sidecar;
         // Content and archive checks read the body: keep them off the async workers.
         let (snapshot, channel) = (rules.clone(), row.channel.clone());
         let outcome = match tokio::task::spawn_blocking(move || snapshot.get(&channel).map(|r| r.evaluate(&input)))
@@ -199,6 +202,7 @@ impl Pipeline {
                 match self.spool.journal().mark_delivered(&row.id, &json).await {
                     Ok(_) => {
                         let _ = std::fs::remove_file(&doc.body);
+                        self.settle_sidecar(&row, None).await;
                         tracing::info!(target_name = %receipt.target, path = %receipt.path, "delivered");
                         self.audit(&row, "delivered")
                             .to_path(&format!("{}:{}", receipt.target, receipt.path))
@@ -223,6 +227,72 @@ impl Pipeline {
                 };
                 self.except(&row, why).await;
             }
+        }
+    }
+
+    /// Pairs a file with its sidecar before evaluation (see [`sidecar`]). `None`: the transfer was
+    /// put back to wait, or was a sidecar and is handled; `Some(text)`: evaluate with it.
+    async fn pair_sidecar(&self, row: &TransferRow, policy: rules::SidecarPolicy) -> Option<Option<String>> {
+        if policy.mode == rules::SidecarMode::None {
+            return Some(None);
+        }
+        let journal = self.spool.journal();
+        let later = |secs| chrono::Utc::now() + chrono::Duration::seconds(secs);
+        if let Some(owner) = rules::sidecar_owner(&row.name) {
+            let (at, why) = match sidecar::for_sidecar(&self.spool, row, owner, policy).await {
+                Ok(sidecar::SidecarStep::Wait(at)) => (at, format!("sidecar waiting for {owner}")),
+                Ok(sidecar::SidecarStep::Orphan(reason)) => {
+                    let why = Reason {
+                        rule: "metadata.sidecar".into(),
+                        location: String::new(),
+                        reason,
+                        remedy: format!("Upload {} first and then {owner}; this copy can be discarded.", row.name),
+                        details: serde_json::Value::Null,
+                    };
+                    self.except(row, why).await;
+                    return None;
+                }
+                Err(e) => (later(5), format!("journal error while pairing the sidecar: {e}")),
+            };
+            if let Err(e) = journal.defer(&row.id, at, &why).await {
+                tracing::error!(error = %e, "cannot defer the sidecar");
+            }
+            return None;
+        }
+        let (at, why) = match sidecar::for_file(&self.spool, row, policy).await {
+            Ok(sidecar::FileStep::Go(found)) => {
+                if let Some(s) = &found {
+                    tracing::info!(sidecar = %s.id, "sidecar attached");
+                    self.audit(row, "sidecar_attached").reason(&format!("{} (transfer {})", s.name, s.id)).record(self);
+                }
+                return Some(found.map(|s| s.text));
+            }
+            Ok(sidecar::FileStep::Wait(at)) => {
+                (at, format!("waiting for its sidecar {}", rules::sidecar_name(&row.name)))
+            }
+            Err(e) => (later(5), format!("journal error while pairing the sidecar: {e}")),
+        };
+        if let Err(e) = journal.defer(&row.id, at, &why).await {
+            tracing::error!(error = %e, "cannot defer the transfer");
+        }
+        None
+    }
+
+    /// After a file's outcome, its attached sidecar's body leaves the inbound box: removed, or
+    /// beside the file in the exception folder (`excepted_as`).
+    async fn settle_sidecar(&self, row: &TransferRow, excepted_as: Option<std::path::PathBuf>) {
+        let reads =
+            self.rules.snapshot().get(&row.channel).is_some_and(|r| r.sidecar().mode != rules::SidecarMode::None);
+        if !reads {
+            return;
+        }
+        match self.spool.journal().attached_sidecar(&row.id).await {
+            Ok(Some(s)) => {
+                let spool = self.spool.clone();
+                let _ = tokio::task::spawn_blocking(move || sidecar::settle(&spool, &s, excepted_as)).await;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot look up the attached sidecar"),
         }
     }
 
@@ -269,7 +339,10 @@ impl Pipeline {
         let spool = self.spool.clone();
         let (r, w) = (row.clone(), why.clone());
         match tokio::task::spawn_blocking(move || exceptions::place(&spool, &r, &w)).await {
-            Ok(Ok(dest)) => tracing::warn!(path = %dest.display(), reason = %summary, "excepted"),
+            Ok(Ok(dest)) => {
+                tracing::warn!(path = %dest.display(), reason = %summary, "excepted");
+                self.settle_sidecar(row, Some(dest)).await;
+            }
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "cannot move the file to its exception folder; retried at start-up")
             }

@@ -142,7 +142,7 @@ pub async fn watch(spool: Arc<Spool>, stop: CancellationToken) {
 }
 
 /// Drops an exception for good: the transfer becomes `discarded` (found like a resubmit's
-/// original), the file and its reason files are removed, and the decision is audited.
+/// original), the file, its reason files and its kept sidecar are removed, and the decision is audited.
 async fn discard(spool: &Arc<Spool>, c: &Candidate) -> Result<(), String> {
     let discard_dir = c.path.parent().map(Path::to_path_buf).unwrap_or_default();
     let folder = discard_dir.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -158,6 +158,7 @@ async fn discard(spool: &Arc<Spool>, c: &Candidate) -> Result<(), String> {
         journal.mark_discarded(id, &reason).await.map_err(|e| e.to_string())?;
         let _ = fs::remove_file(folder.join(format!("{n}.error.txt")));
         let _ = fs::remove_file(folder.join(format!("{n}.error.json")));
+        let _ = fs::remove_file(folder.join(crate::rules::sidecar_name(n)));
         ev = ev.transfer(id).reason(&reason);
     } else {
         ev = ev.reason("no exception of this name was found; the file was removed");

@@ -351,7 +351,9 @@ impl RuleSet {
             (Some(text), _) => {
                 self.apply(text, &format!("sidecar {sidecar}"), entry, name, &mut meta, &mut overridden)?
             }
-            (None, SidecarMode::Required) => {
+            // A resubmit's overrides stand in for the sidecar (the exception folder keeps it as
+            // `<name>.meta.json`, which a resubmit reads as overrides).
+            (None, SidecarMode::Required) if ctx.input.overrides.is_none() => {
                 return Err(m.sidecar_site.reject(
                     K::SidecarMissing,
                     e,

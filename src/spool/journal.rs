@@ -11,6 +11,8 @@ use sqlx::{FromRow, Row};
 use std::path::Path;
 use std::time::Duration;
 
+mod sidecar;
+
 /// Journal errors (a database that cannot be opened or written).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -72,9 +74,24 @@ pub enum State {
     Aborted,
     /// An exception that ops decided to drop (file moved into `discard/`).
     Discarded,
+    /// A sidecar (`<name>.meta.json`) taken by the file it belongs to; `receipt` names that
+    /// file's transfer.
+    Attached,
 }
 
 impl State {
+    /// Every state, in life-cycle order.
+    pub const ALL: [State; 8] = [
+        State::Receiving,
+        State::Received,
+        State::Processing,
+        State::Delivered,
+        State::Excepted,
+        State::Aborted,
+        State::Discarded,
+        State::Attached,
+    ];
+
     /// The state's name as stored.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -85,6 +102,7 @@ impl State {
             State::Excepted => "excepted",
             State::Aborted => "aborted",
             State::Discarded => "discarded",
+            State::Attached => "attached",
         }
     }
 }

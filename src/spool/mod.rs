@@ -136,6 +136,11 @@ impl Spool {
         self.received.notified().await;
     }
 
+    /// Wakes the pipeline's idle workers (a transfer became due).
+    pub fn notify_received(&self) {
+        self.received.notify_waiters();
+    }
+
     /// Folder of an account's outbound box.
     pub fn outbound_dir(&self, owner: &str) -> PathBuf {
         self.root.join("outbound").join(owner)

@@ -243,15 +243,7 @@ impl Gateway {
         rt.block_on(async {
             let j = wharf::spool::journal::Journal::open(&path).await.expect("journal");
             let mut rows = Vec::new();
-            for s in [
-                wharf::spool::journal::State::Receiving,
-                wharf::spool::journal::State::Received,
-                wharf::spool::journal::State::Aborted,
-                wharf::spool::journal::State::Processing,
-                wharf::spool::journal::State::Delivered,
-                wharf::spool::journal::State::Excepted,
-                wharf::spool::journal::State::Discarded,
-            ] {
+            for s in wharf::spool::journal::State::ALL {
                 rows.extend(j.in_state(s).await.expect("rows"));
             }
             j.close().await;
