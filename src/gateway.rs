@@ -147,7 +147,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     }
 
     if let (Some(p), Some(rules)) = (&config.pipeline, rules) {
-        let targets = build_targets(&config);
+        let targets = build_targets(&config).map_err(Error::Other)?;
         let pipeline = Arc::new(Pipeline::new(spool.clone(), rules, targets, &config));
         pipeline.start(p.workers, shutdown.clone(), &mut tasks).await.map_err(|e| Error::Spool(e.into()))?;
         for hf in &config.hot_folders {
@@ -207,15 +207,19 @@ pub fn load_rules(config: &Config) -> Result<Option<Rules>, Error> {
     if problems.is_empty() { Ok(Some(rules)) } else { Err(Error::Other(problems.join("\n"))) }
 }
 
-fn build_targets(config: &Config) -> HashMap<String, Arc<dyn Target>> {
+fn build_targets(config: &Config) -> Result<HashMap<String, Arc<dyn Target>>, String> {
     config
         .targets
         .iter()
         .map(|t| {
             let target: Arc<dyn Target> = match &t.kind {
                 TargetKind::Fs { root } => Arc::new(FsTarget::new(&t.name, root.clone())),
+                TargetKind::OpenText(cfg) => Arc::new(
+                    crate::targets::opentext::OpenTextTarget::new(&t.name, (**cfg).clone())
+                        .map_err(|e| format!("{}: target `{}`: {e}", config.source.display(), t.name))?,
+                ),
             };
-            (t.name.clone(), target)
+            Ok((t.name.clone(), target))
         })
         .collect()
 }

@@ -6,6 +6,7 @@
 //! Loading touches the filesystem only to read referenced key files; it never creates anything.
 
 mod locate;
+pub mod opentext;
 mod raw;
 
 pub use locate::{Checker, KeyPath, Seg, from_ignored, line_col, locate, parse_document, syntax_error};
@@ -118,6 +119,8 @@ pub enum TargetKind {
         /// Where documents are written.
         root: PathBuf,
     },
+    /// OpenText Extended ECM Content Server (and Business Workspaces).
+    OpenText(Box<opentext::OpenTextConfig>),
 }
 
 /// Where the durable state lives.
@@ -393,21 +396,34 @@ fn build(raw: &RawConfig, base: &Path, file: &Path, ck: &mut Checker<'_>) -> Con
             if !target_names.insert(t.name.as_str()) {
                 ck.report(&key.key("name"), format!("target `{}` is defined twice", t.name));
             }
-            match t.kind.as_str() {
-                "fs" => match &t.root {
-                    Some(r) => {
-                        Some(TargetConfig { name: t.name.clone(), kind: TargetKind::Fs { root: resolve(base, r) } })
-                    }
-                    None => {
-                        ck.report(&key.key("type"), "an `fs` target needs `root = \"folder\"`");
-                        None
-                    }
-                },
-                other => {
-                    ck.report(&key.key("type"), format!("unknown target type `{other}`; known: fs"));
+            if t.kind != "fs" && t.root.is_some() {
+                ck.report(&key.key("root"), format!("`root` is a setting of `fs` targets, not of `{}`", t.kind));
+            }
+            if t.kind != "opentext" && t.opentext.is_some() {
+                ck.report(&key.key("opentext"), format!("[targets.opentext] does not belong to a `{}` target", t.kind));
+            }
+            let kind = match (t.kind.as_str(), &t.root, &t.opentext) {
+                ("fs", Some(r), _) => Some(TargetKind::Fs { root: resolve(base, r) }),
+                ("fs", None, _) => {
+                    ck.report(&key.key("type"), "an `fs` target needs `root = \"folder\"`");
                     None
                 }
-            }
+                ("opentext", _, Some(o)) => {
+                    opentext::build(o, &key.key("opentext"), base, ck).map(|c| TargetKind::OpenText(Box::new(c)))
+                }
+                ("opentext", _, None) => {
+                    ck.report(
+                        &key.key("type"),
+                        "an `opentext` target needs a [targets.opentext] table (base_url, ...)",
+                    );
+                    None
+                }
+                (other, _, _) => {
+                    ck.report(&key.key("type"), format!("unknown target type `{other}`; known: fs, opentext"));
+                    None
+                }
+            };
+            kind.map(|kind| TargetConfig { name: t.name.clone(), kind })
         })
         .collect();
     let hot_folders = raw

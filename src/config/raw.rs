@@ -56,11 +56,13 @@ pub struct RawPipeline {
 pub struct RawTarget {
     /// Name the rules use.
     pub name: String,
-    /// Connector type: `fs`.
+    /// Connector type: `fs`, `opentext`.
     #[serde(rename = "type")]
     pub kind: String,
     /// fs: the folder documents are written under.
     pub root: Option<String>,
+    /// opentext: `[targets.opentext]`.
+    pub opentext: Option<super::opentext::RawOpenText>,
 }
 
 /// `[spool]`.

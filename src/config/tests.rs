@@ -133,3 +133,40 @@ fn the_demo_config_is_valid() {
     let c = Config::load(&path).expect("deploy/demo.toml must stay valid");
     assert_eq!(c.accounts.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(), ["acme", "globex", "ops"]);
 }
+
+#[test]
+fn an_opentext_target_is_validated_with_located_errors() {
+    let ok = format!(
+        "{}\n[[targets]]\nname = \"otcs\"\ntype = \"opentext\"\n[targets.opentext]\nbase_url = \"https://ecm.example.com/otcs/cs.exe/\"\n\
+         username = \"svc\"\npassword_env = \"OTCS_PW\"\nroot_folder = 2000\ncategory = {{ id = 9830, attributes = {{ vendor = 2 }} }}\nchecksum_attribute = 5\n",
+        good()
+    );
+    let c = parse(&ok).expect("valid");
+    let TargetKind::OpenText(o) = &c.targets[0].kind else { panic!("an opentext target") };
+    assert_eq!(o.base_url, "https://ecm.example.com/otcs/cs.exe");
+    assert_eq!(o.credentials, opentext::Credentials::PasswordEnv { username: "svc".into(), var: "OTCS_PW".into() });
+    assert_eq!((o.concurrency, o.timeout.as_secs()), (8, 60));
+
+    let bad = format!(
+        "{}\n[[targets]]\nname = \"otcs\"\ntype = \"opentext\"\nroot = \"x\"\n[targets.opentext]\nbase_url = \"ftp://x\"\n\
+         password_env = \"OTCS_PW\"\nroot_folder = 0\nconcurrency = 0\nchecksum_attribute = 5\npasword = \"typo\"\n",
+        good()
+    );
+    let text = parse(&bad).expect_err("invalid").to_string();
+    for needle in [
+        "targets[0].root",
+        "targets[0].opentext.base_url",
+        "targets[0].opentext.username",
+        "targets[0].opentext.root_folder",
+        "targets[0].opentext.concurrency",
+        "targets[0].opentext.checksum_attribute",
+        "targets[0].opentext.pasword",
+    ] {
+        assert!(text.contains(needle), "{needle} missing in:\n{text}");
+    }
+    assert!(text.contains("wharf.toml:"), "{text}");
+    // A secret is never in the file: no `password` key exists.
+    let inline = ok.replace("password_env = \"OTCS_PW\"", "password = \"hunter2\"");
+    let text = parse(&inline).expect_err("inline password").to_string();
+    assert!(text.contains("opentext.password") && !text.contains("hunter2"), "{text}");
+}

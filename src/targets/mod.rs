@@ -7,6 +7,7 @@
 //! a crash between delivering and journaling never makes a second copy.
 
 pub mod fs;
+pub mod opentext;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

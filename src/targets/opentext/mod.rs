@@ -1,0 +1,290 @@
+//! The `opentext` target: delivers documents into OpenText Extended ECM Content Server folders
+//! or Business Workspaces through the documented REST API (`/api/v1`, `/api/v2`).
+//!
+//! One delivery:
+//! 1. the parent folder: the rule's destination path below `root_folder` (or below the matching
+//!    Business Workspace's subfolder), resolved folder by folder, made when allowed;
+//! 2. **idempotency**: a document of the same name whose description (or one of whose version
+//!    descriptions) carries this transfer's `sha256:<hex>` is this delivery, done before a crash:
+//!    it is reused, never duplicated;
+//! 3. a new document: `POST /api/v2/nodes`, multipart with the JSON in the form field `body`
+//!    (type 144, parent, name, description, category values in `roles.categories` keyed
+//!    `{category}_{attribute}`) and the file part `file` streamed from the spool;
+//! 4. a name taken by another document: the rule's conflict policy: `version`/`overwrite` add a
+//!    version (`POST /api/v2/nodes/{id}/versions`) and update the category values, `rename` finds
+//!    `name (2).ext`, `reject` is an exception naming the existing node.
+//!
+//! Failures are classified by [`client::ApiError`]: transient ones become `Delivery::Retry`,
+//! permanent ones `Delivery::Except` quoting the server.
+
+pub mod client;
+pub mod folders;
+pub mod workspace;
+
+use crate::config::opentext::OpenTextConfig;
+use crate::targets::{Conflict, Delivery, Document, Receipt, Target};
+use client::{ApiError, Client};
+use folders::{Child, DOCUMENT, Folders, find_child, new_id};
+use reqwest::Method;
+use reqwest::multipart::{Form, Part};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// How many `name (n).ext` are tried under the `rename` policy.
+const MAX_RENAMES: u32 = 100;
+
+/// A Content Server (or Business Workspaces) target.
+#[derive(Debug)]
+pub struct OpenTextTarget {
+    name: String,
+    cfg: OpenTextConfig,
+    client: Client,
+    folders: Folders,
+}
+
+impl OpenTextTarget {
+    /// A target from its validated config; reads its credentials now.
+    ///
+    /// # Errors
+    /// A secret or CA file is missing.
+    pub fn new(name: &str, cfg: OpenTextConfig) -> Result<Self, client::SetupError> {
+        let client = Client::new(&cfg)?;
+        Ok(Self { name: name.to_string(), cfg, client, folders: Folders::default() })
+    }
+
+    /// The connection (for the outbound source and tests).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn marker(doc: &Document) -> String {
+        format!("sha256:{}", doc.sha256)
+    }
+
+    fn category_values(&self, doc: &Document) -> Map<String, Value> {
+        let mut values = Map::new();
+        if let Some((cat, attrs)) = &self.cfg.category {
+            for (field, attr) in attrs {
+                if let Some(v) = doc.metadata.get(field) {
+                    values.insert(format!("{cat}_{attr}"), Value::from(v.as_str()));
+                }
+            }
+            if let Some(attr) = self.cfg.checksum_attribute {
+                values.insert(format!("{cat}_{attr}"), Value::from(doc.sha256.as_str()));
+            }
+        }
+        values
+    }
+
+    async fn file_part(doc: &Document, name: &str) -> Result<Part, ApiError> {
+        let file = tokio::fs::File::open(&doc.body)
+            .await
+            .map_err(|e| ApiError::Transient(format!("cannot open the spooled body: {e}")))?;
+        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file));
+        Part::stream_with_length(body, doc.size)
+            .file_name(name.to_string())
+            .mime_str(mime_of(&doc.body))
+            .map_err(|e| ApiError::Transient(format!("multipart: {e}")))
+    }
+
+    async fn parent(&self, doc: &Document, dirs: &[&str]) -> Result<i64, ApiError> {
+        let mut base = self.cfg.root_folder;
+        if let Some(ws) = &self.cfg.workspace {
+            base = workspace::find_or_create(&self.client, ws, &doc.metadata).await?;
+            if let Some(sub) = &ws.subfolder {
+                base = self.folders.resolve(&self.client, base, &[sub.as_str()], self.cfg.create_folders).await?;
+            }
+        }
+        self.folders.resolve(&self.client, base, dirs, self.cfg.create_folders).await
+    }
+
+    async fn create(&self, doc: &Document, parent: i64, name: &str) -> Result<i64, ApiError> {
+        let mut body = json!({
+            "type": DOCUMENT,
+            "parent_id": parent,
+            "name": name,
+            "description": format!("{} (wharf transfer {})", Self::marker(doc), doc.transfer_id),
+        });
+        let values = self.category_values(doc);
+        if !values.is_empty() {
+            body["roles"] = json!({ "categories": values });
+        }
+        if let Some(class) = self.cfg.rm_classification {
+            body["roles"]["classifications"] = json!({ "create_id": [], "id": [class] });
+        }
+        let text = body.to_string();
+        let reply = self
+            .client
+            .send(|| async {
+                let form = Form::new().text("body", text.clone()).part("file", Self::file_part(doc, name).await?);
+                Ok(self.client.request(Method::POST, "/v2/nodes").multipart(form))
+            })
+            .await?;
+        new_id(&reply)
+    }
+
+    async fn add_version(&self, doc: &Document, node: i64, name: &str) -> Result<Option<u32>, ApiError> {
+        let description = format!("{} (wharf transfer {})", Self::marker(doc), doc.transfer_id);
+        let reply = self
+            .client
+            .send(|| async {
+                let form = Form::new()
+                    .part("file", Self::file_part(doc, name).await?)
+                    .text("description", description.clone())
+                    .text("add_major_version", "false");
+                Ok(self.client.request(Method::POST, &format!("/v2/nodes/{node}/versions")).multipart(form))
+            })
+            .await?;
+        let version = find_key(&reply, "version_number").and_then(Value::as_u64).and_then(|v| u32::try_from(v).ok());
+        if let Some((cat, _)) = &self.cfg.category {
+            let values: Vec<(String, String)> = self
+                .category_values(doc)
+                .into_iter()
+                .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_string()))
+                .collect();
+            if !values.is_empty() {
+                let path = format!("/v2/nodes/{node}/categories/{cat}");
+                self.client.send(|| async { Ok(self.client.request(Method::PUT, &path).form(&values)) }).await?;
+            }
+        }
+        Ok(version)
+    }
+
+    /// True when `existing` is this very delivery, made before (by its checksum marker).
+    async fn is_ours(&self, doc: &Document, existing: &Child) -> Result<bool, ApiError> {
+        let marker = Self::marker(doc);
+        if existing.description.contains(&marker) {
+            return Ok(true);
+        }
+        let versions = self.client.get(&format!("/v2/nodes/{}/versions", existing.id), &[]).await?;
+        Ok(contains_text(&versions, &marker))
+    }
+
+    async fn deliver_inner(&self, doc: &Document) -> Result<Receipt, ApiError> {
+        let parts: Vec<&str> = doc.destination.split('/').filter(|s| !s.is_empty()).collect();
+        let Some((name, dirs)) = parts.split_last() else {
+            return Err(ApiError::Permanent { status: 0, message: "the destination has no file name".into() });
+        };
+        let parent = self.parent(doc, dirs).await?;
+        let receipt = |id: i64, shown: &str, version: Option<u32>, again: bool| Receipt {
+            target: self.name.clone(),
+            id: id.to_string(),
+            path: dirs.iter().copied().chain([shown]).collect::<Vec<_>>().join("/"),
+            version,
+            already_delivered: again,
+        };
+        let mut candidate = (*name).to_string();
+        let mut n = 1;
+        // Twice at most through a name conflict that appears between the lookup and the create.
+        for _ in 0..MAX_RENAMES + 2 {
+            let existing = find_child(&self.client, parent, &candidate).await?;
+            let Some(existing) = existing else {
+                match self.create(doc, parent, &candidate).await {
+                    Ok(id) => return Ok(receipt(id, &candidate, Some(1), false)),
+                    Err(ApiError::NameConflict(_)) => continue,
+                    Err(e) => return Err(e),
+                }
+            };
+            if existing.kind == DOCUMENT && self.is_ours(doc, &existing).await? {
+                tracing::info!(node = existing.id, "found this transfer's earlier delivery; not delivering again");
+                return Ok(receipt(existing.id, &candidate, None, true));
+            }
+            match doc.conflict {
+                Conflict::Version | Conflict::Overwrite if existing.kind == DOCUMENT => {
+                    let version = self.add_version(doc, existing.id, &candidate).await?;
+                    return Ok(receipt(existing.id, &candidate, version, false));
+                }
+                Conflict::Rename if n < MAX_RENAMES => {
+                    n += 1;
+                    candidate = renamed(name, n);
+                }
+                _ => {
+                    return Err(ApiError::Permanent {
+                        status: 0,
+                        message: format!(
+                            "an item named `{candidate}` (node {}) already exists in folder node {parent} and the \
+                             conflict policy is {:?}",
+                            existing.id, doc.conflict
+                        ),
+                    });
+                }
+            }
+        }
+        Err(ApiError::Transient(format!("the name `{name}` kept changing hands in folder node {parent}")))
+    }
+}
+
+#[async_trait::async_trait]
+impl Target for OpenTextTarget {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn deliver(&self, doc: &Document) -> Delivery {
+        match self.deliver_inner(doc).await {
+            Ok(r) => Delivery::Delivered(r),
+            Err(ApiError::Transient(why)) => Delivery::Retry(why),
+            Err(e @ ApiError::Permanent { .. }) => {
+                // A folder in the cache may be gone; resolve afresh next time.
+                self.folders.forget().await;
+                Delivery::Except(e.to_string())
+            }
+            Err(e @ ApiError::NameConflict(_)) => Delivery::Except(e.to_string()),
+        }
+    }
+}
+
+/// `name (n).ext`.
+fn renamed(name: &str, n: u32) -> String {
+    match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => format!("{stem} ({n}).{ext}"),
+        _ => format!("{name} ({n})"),
+    }
+}
+
+fn mime_of(path: &Path) -> &'static str {
+    infer::get_from_path(path).ok().flatten().map_or("application/octet-stream", |t| t.mime_type())
+}
+
+/// The first value under `key` anywhere in a reply (version replies differ between v1 and v2).
+fn find_key<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    match v {
+        Value::Object(m) => m.get(key).or_else(|| m.values().find_map(|x| find_key(x, key))),
+        Value::Array(a) => a.iter().find_map(|x| find_key(x, key)),
+        _ => None,
+    }
+}
+
+/// Whether any string in a reply contains `needle`.
+fn contains_text(v: &Value, needle: &str) -> bool {
+    match v {
+        Value::String(s) => s.contains(needle),
+        Value::Object(m) => m.values().any(|x| contains_text(x, needle)),
+        Value::Array(a) => a.iter().any(|x| contains_text(x, needle)),
+        _ => false,
+    }
+}
+
+/// Metadata with only strings (for templates over it).
+pub type Metadata = BTreeMap<String, String>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opentext_rename_keeps_the_extension() {
+        assert_eq!(renamed("INV-1.pdf", 2), "INV-1 (2).pdf");
+        assert_eq!(renamed("README", 3), "README (3)");
+        assert_eq!(renamed(".profile", 2), ".profile (2)");
+    }
+
+    #[test]
+    fn opentext_version_numbers_are_found_in_either_reply_shape() {
+        assert_eq!(find_key(&json!({"id": 5, "version_number": 2}), "version_number"), Some(&json!(2)));
+        let v2 = json!({"results": {"data": {"properties": {"id": 5}, "version_number": 3}}});
+        assert_eq!(find_key(&v2, "version_number"), Some(&json!(3)));
+        assert!(contains_text(&json!({"results": [{"data": {"description": "sha256:ab (x)"}}]}), "sha256:ab"));
+    }
+}
