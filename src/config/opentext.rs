@@ -75,7 +75,8 @@ pub struct RawCategory {
 pub struct RawWorkspace {
     /// Workspace type id.
     pub type_id: i64,
-    /// Template over metadata matched against the workspace name (`{vendor_name}`).
+    /// Template over metadata: the workspace's name, searched for when there is no `bo_id`, and
+    /// given to a created workspace (`{vendor_name}`).
     pub name: Option<String>,
     /// Business object id template matched against `bo_id` instead of the name (`{vendor_key}`).
     pub bo_id: Option<String>,

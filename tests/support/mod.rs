@@ -27,6 +27,9 @@ pub struct Options {
     pub pipeline: bool,
     /// With `pipeline`: use a private copy of `rules/` in the test folder (to edit it).
     pub own_rules: bool,
+    /// With `own_rules`: edits made to the copy before the gateway starts, as
+    /// `(file in rules/, text to find, replacement)`; each must change its file.
+    pub rules_edits: Vec<(&'static str, String, String)>,
 }
 
 /// A running gateway under test. Killed (and its folder removed) on drop.
@@ -101,6 +104,12 @@ impl Gateway {
             if opts.own_rules {
                 let copy = dir.path().join("rules");
                 copy_dir(std::path::Path::new(&rules), &copy);
+                for (file, from, to) in &opts.rules_edits {
+                    let path = copy.join(file);
+                    let text = std::fs::read_to_string(&path).expect("rule file");
+                    assert!(text.contains(from.as_str()), "{file} no longer contains {from:?}; update the test");
+                    std::fs::write(&path, text.replace(from.as_str(), to)).expect("edit rules");
+                }
                 rules = copy.display().to_string();
             }
             format!(

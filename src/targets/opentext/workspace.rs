@@ -1,5 +1,5 @@
-//! Business Workspaces: the workspace of a configured type whose name (or business object id)
-//! matches a template over the metadata is searched with `GET /api/v2/businessworkspaces`
+//! Business Workspaces: the workspace of a configured type whose business object id (or, without
+//! one, whose name) matches a template over the metadata is searched with `GET /api/v2/businessworkspaces`
 //! (`expanded_view=true`, or only recently used ones come back), created from its template with
 //! `POST /api/v2/businessworkspaces` (form field `body`, JSON) when missing and allowed, and the
 //! document goes into its named subfolder.
@@ -59,11 +59,12 @@ pub async fn find_or_create(
         ("action", "properties-".to_string()),
         ("limit", "2".to_string()),
     ];
-    if let Some(n) = &name {
-        query.push(("where_name", n.clone()));
-    }
-    if let Some(b) = &bo_id {
-        query.push(("where_bo_id", b.clone()));
+    // The business object id is the stable key; the name is searched only without one (and is
+    // what a created workspace is called).
+    match (&bo_id, &name) {
+        (Some(b), _) => query.push(("where_bo_id", b.clone())),
+        (None, Some(n)) => query.push(("where_name", n.clone())),
+        (None, None) => {}
     }
     let reply = client.get("/v2/businessworkspaces", &query).await?;
     let found: Vec<i64> = reply["results"]
