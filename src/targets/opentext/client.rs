@@ -273,6 +273,38 @@ impl Client {
         }
     }
 
+    /// A request whose reply body is streamed (downloads), with the ticket and one re-authentication
+    /// on 401.
+    ///
+    /// # Errors
+    /// The classified failure of the status.
+    pub async fn stream(
+        &self,
+        method: Method,
+        path: &str,
+    ) -> Result<impl futures_util::Stream<Item = Result<bytes::Bytes, reqwest::Error>> + use<>, ApiError> {
+        let mut reauthenticated = false;
+        loop {
+            let ticket = self.current_ticket().await?;
+            let resp = {
+                let _permit = self.limit.acquire().await.map_err(|_| ApiError::Transient("client closed".into()))?;
+                self.request(method.clone(), path).header(TICKET, &ticket).send().await
+            }
+            .map_err(|e| ApiError::Transient(format!("Content Server unreachable: {}", describe(&e))))?;
+            let status = resp.status();
+            if status == StatusCode::UNAUTHORIZED && !reauthenticated {
+                reauthenticated = true;
+                self.authenticate(Some(&ticket)).await?;
+                continue;
+            }
+            if !status.is_success() {
+                let body: Value = resp.json().await.unwrap_or(Value::Null);
+                return Err(classify(status, error_text(&body)));
+            }
+            return Ok(resp.bytes_stream());
+        }
+    }
+
     /// GET with query parameters, JSON reply.
     ///
     /// # Errors

@@ -19,6 +19,7 @@
 
 pub mod client;
 pub mod folders;
+pub mod listing;
 pub mod workspace;
 
 use crate::config::opentext::OpenTextConfig;
