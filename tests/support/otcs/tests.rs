@@ -1,0 +1,1 @@
+//! OpenText emulator tests.
