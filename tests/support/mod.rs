@@ -2,6 +2,8 @@
 //! and drives it with real clients (OpenSSH `sftp`, `curl`, Rust FTP client).
 #![allow(dead_code)]
 
+pub mod otcs;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
