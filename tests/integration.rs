@@ -6,6 +6,7 @@ mod support;
 mod cli;
 mod crash;
 mod ftp;
+mod opentext;
 mod pipeline;
 mod security;
 mod sftp;

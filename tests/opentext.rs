@@ -1,0 +1,243 @@
+//! The `opentext` target end to end: a real gateway delivers uploads into the Content Server
+//! emulator (`support::otcs`, the documented REST API, strict), with faults injected.
+
+use crate::pipeline::pdf;
+use crate::support::otcs::{Emulator, Seed};
+use crate::support::{Gateway, Options, text};
+
+/// The emulator on its own runtime (the harness and clients are blocking).
+struct Ecm {
+    emu: Emulator,
+    /// Holds the password file the gateway reads at every start.
+    secrets: tempfile::TempDir,
+    /// Serves the emulator; dropped after it.
+    _rt: tokio::runtime::Runtime,
+}
+
+impl Ecm {
+    fn start() -> Ecm {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        let emu = rt.block_on(Emulator::start(Seed::default()));
+        Ecm { emu, secrets: tempfile::tempdir().expect("secrets"), _rt: rt }
+    }
+
+    fn folder_id(&self, path: &str) -> i64 {
+        self.emu.find_path(path).unwrap_or_else(|| panic!("the seed has {path}")).id
+    }
+}
+
+/// `[[targets]] otcs` for the emulator, with `extra` lines in `[targets.opentext]`.
+fn target(ecm: &Ecm, extra: &str) -> String {
+    let secret = ecm.secrets.path().join("otcs.secret");
+    std::fs::write(&secret, "wharf-pw\n").expect("secret");
+    format!(
+        "\n[[targets]]\nname = \"otcs\"\ntype = \"opentext\"\n[targets.opentext]\nbase_url = \"{}\"\nusername = \"wharf\"\n\
+         password_file = \"{}\"\ntimeout_secs = 10\n{extra}\n",
+        ecm.emu.base_url(),
+        secret.display()
+    )
+}
+
+/// Rules of `invoices` sent to `otcs` (fast retries) instead of the demo folder.
+fn to_otcs() -> Vec<(&'static str, String, String)> {
+    vec![
+        ("invoices.toml", "name = \"demo-ecm\"".into(), "name = \"otcs\"".into()),
+        ("invoices.toml", "backoff_secs = 30".into(), "backoff_secs = 1".into()),
+    ]
+}
+
+fn gateway(ecm: &Ecm, target_extra: &str, edits: Vec<(&'static str, String, String)>) -> Gateway {
+    let extra = target(ecm, target_extra);
+    Gateway::start(Options { pipeline: true, own_rules: true, rules_edits: edits, extra, ..Options::default() })
+}
+
+fn invoice_target(ecm: &Ecm) -> String {
+    format!(
+        "root_folder = {}\ncreate_folders = true\ncategory = {{ id = 9830, attributes = {{ vendor = 2, invoice_number = 3 }} }}\nchecksum_attribute = 5\n",
+        ecm.folder_id("Enterprise/Invoices")
+    )
+}
+
+fn upload(gw: &Gateway, name: &str, seed: u64) -> String {
+    let f = gw.dir.path().join(name);
+    let sha = pdf(&f, seed);
+    let out = gw.sftp("acme", &format!("put {} /invoices/\n", f.display()));
+    assert!(out.status.success(), "{}", text(&out));
+    sha
+}
+
+/// The documents named `name` in the invoices folder of ACME for 2026, with their versions.
+fn documents(ecm: &Ecm, name: &str) -> Vec<crate::support::otcs::NodeView> {
+    let folder = ecm.folder_id("Enterprise/Invoices/2026/ACME");
+    ecm.emu.children(folder).into_iter().filter(|c| c.name.starts_with(name.trim_end_matches(".pdf"))).collect()
+}
+
+#[test]
+fn opentext_first_delivery_sets_category_attributes_from_metadata() {
+    let ecm = Ecm::start();
+    let gw = gateway(&ecm, &invoice_target(&ecm), to_otcs());
+    let sha = upload(&gw, "INV-ACME-2026-0401.pdf", 401);
+    gw.wait_for(30, "the delivery", || gw.in_state("delivered").len() == 1);
+    let node = ecm.emu.find_path("Enterprise/Invoices/2026/ACME/INV-ACME-2026-0401.pdf").expect("the document");
+    assert_eq!(node.type_, 144);
+    assert_eq!(node.versions.len(), 1);
+    assert_eq!(node.versions[0].sha256, sha, "the bytes arrived unchanged");
+    assert_eq!(node.categories.get("9830_2"), Some(&serde_json::json!("ACME")));
+    assert_eq!(node.categories.get("9830_3"), Some(&serde_json::json!("ACME-2026-0401")));
+    assert_eq!(node.categories.get("9830_5"), Some(&serde_json::json!(sha)));
+    let row = gw.in_state("delivered").pop().expect("row");
+    let receipt: serde_json::Value = serde_json::from_str(row.receipt.as_deref().expect("receipt")).expect("json");
+    assert_eq!(receipt["id"], node.id.to_string());
+    assert_eq!(receipt["version"], 1);
+    assert!(ecm.emu.find_path("Enterprise/Invoices/2026/ACME").is_some_and(|f| f.type_ == 0), "folders were made");
+}
+
+#[test]
+fn opentext_a_second_file_of_the_same_name_becomes_a_version() {
+    let ecm = Ecm::start();
+    let gw = gateway(&ecm, &invoice_target(&ecm), to_otcs());
+    upload(&gw, "INV-ACME-2026-0402.pdf", 402);
+    gw.wait_for(30, "the first delivery", || gw.in_state("delivered").len() == 1);
+    let second = upload(&gw, "INV-ACME-2026-0402.pdf", 403);
+    gw.wait_for(30, "the second delivery", || gw.in_state("delivered").len() == 2);
+    let node = ecm.emu.find_path("Enterprise/Invoices/2026/ACME/INV-ACME-2026-0402.pdf").expect("the document");
+    assert_eq!(node.versions.len(), 2, "{node:?}");
+    assert_eq!(node.versions[1].sha256, second);
+    assert_eq!(node.categories.get("9830_5"), Some(&serde_json::json!(second)), "the checksum follows the version");
+    assert_eq!(ecm.emu.children(ecm.folder_id("Enterprise/Invoices/2026/ACME")).len(), 1);
+}
+
+#[test]
+fn opentext_reject_policy_sends_a_taken_name_to_exceptions() {
+    let ecm = Ecm::start();
+    let mut edits = to_otcs();
+    edits.push(("invoices.toml", "conflict = \"version\"".into(), "conflict = \"reject\"".into()));
+    let gw = gateway(&ecm, &invoice_target(&ecm), edits);
+    upload(&gw, "INV-ACME-2026-0404.pdf", 404);
+    gw.wait_for(30, "the first delivery", || gw.in_state("delivered").len() == 1);
+    upload(&gw, "INV-ACME-2026-0404.pdf", 405);
+    gw.wait_for(30, "the exception", || gw.in_state("excepted").len() == 1);
+    let reason = gw.in_state("excepted")[0].reason.clone().unwrap_or_default();
+    assert!(reason.contains("already exists") && reason.contains("INV-ACME-2026-0404.pdf"), "{reason}");
+}
+
+#[test]
+fn opentext_contracts_go_into_the_vendors_business_workspace_made_when_missing() {
+    let ecm = Ecm::start();
+    let mut edits = to_otcs();
+    edits.push((
+        "invoices.toml",
+        "column = \"name\", missing = \"except\" },".into(),
+        "column = \"name\", missing = \"except\" },\n  { field = \"vendor_key\", table = \"vendors\", key = \"{vendor}\", key_column = \"code\", column = \"vendor_key\", missing = \"except\" },".into(),
+    ));
+    edits.push((
+        "invoices.toml",
+        "destination = \"{year}/{vendor}/{file.name}\"".into(),
+        "destination = \"{file.name}\"".into(),
+    ));
+    let ws = "root_folder = 2000\ncreate_folders = true\nworkspace = { type_id = 10, bo_id = \"{vendor_key}\", name = \"{vendor_name}\", template_id = 20, create = true, subfolder = \"Contracts\" }\n";
+    let gw = gateway(&ecm, ws, edits);
+    upload(&gw, "INV-ACME-2026-0406.pdf", 406);
+    let g = gw.dir.path().join("INV-GLOBEX-2026-0407.pdf");
+    pdf(&g, 407);
+    assert!(gw.sftp("globex", &format!("put {} /invoices/\n", g.display())).status.success());
+    gw.wait_for(30, "both deliveries", || gw.in_state("delivered").len() == 2);
+    let made = ecm.emu.requests();
+    let made = made.iter().filter(|r| r.method == "POST" && r.path.ends_with("/businessworkspaces") && r.status < 300);
+    assert_eq!(made.count(), 1, "one workspace created (GLOBEX's); ACME's was found by its bo_id");
+    let globex = workspace(&ecm, "Globex Inc.").expect("a workspace was made for GLOBEX from template 20");
+    assert_eq!(globex.type_, 848);
+    assert_eq!(globex.business_properties.as_ref().map(|b| b.bo_id.as_str()), Some("V10002"));
+    let contracts =
+        ecm.emu.children(globex.id).into_iter().find(|c| c.name == "Contracts").expect("the template's subfolder");
+    assert!(ecm.emu.children(contracts.id).iter().any(|d| d.name == "INV-GLOBEX-2026-0407.pdf"));
+    // ACME's existing workspace (bo_id V10001) got its document in Contracts.
+    let acme_ws = workspace(&ecm, "ACME Corp").expect("seeded");
+    let acme_contracts = ecm.emu.children(acme_ws.id).into_iter().find(|c| c.name == "Contracts").expect("subfolder");
+    assert!(ecm.emu.children(acme_contracts.id).iter().any(|d| d.name == "INV-ACME-2026-0406.pdf"));
+}
+
+#[test]
+fn opentext_an_expired_ticket_is_renewed_mid_run() {
+    let ecm = Ecm::start();
+    let gw = gateway(&ecm, &invoice_target(&ecm), to_otcs());
+    upload(&gw, "INV-ACME-2026-0408.pdf", 408);
+    gw.wait_for(30, "the first delivery", || gw.in_state("delivered").len() == 1);
+    ecm.emu.expire_tickets();
+    upload(&gw, "INV-ACME-2026-0409.pdf", 409);
+    gw.wait_for(30, "the second delivery", || gw.in_state("delivered").len() == 2);
+    let reqs = ecm.emu.requests();
+    let auths = reqs.iter().filter(|r| r.method == "POST" && r.path.ends_with("/api/v1/auth")).count();
+    assert_eq!(auths, 2, "authenticated once at first use and once after the expiry");
+    assert!(reqs.iter().any(|r| r.status == 401), "the expired ticket was refused once");
+    assert!(gw.in_state("excepted").is_empty() && gw.audit().iter().all(|e| e["event"] != "delivery_retry"));
+}
+
+#[test]
+fn opentext_429_and_500_are_retried_until_delivered() {
+    let ecm = Ecm::start();
+    let gw = gateway(&ecm, &invoice_target(&ecm), to_otcs());
+    ecm.emu.faults().throttle_next(2, 1);
+    ecm.emu.faults().fail_next(1, 500, "Service temporarily unavailable");
+    upload(&gw, "INV-ACME-2026-0410.pdf", 410);
+    gw.wait_for(60, "the delivery", || gw.in_state("delivered").len() == 1);
+    let reqs = ecm.emu.requests();
+    assert!(reqs.iter().filter(|r| r.status == 429).count() >= 2 && reqs.iter().any(|r| r.status == 500));
+    assert!(gw.audit().iter().any(|e| e["event"] == "delivery_retry"), "the 500 went through the pipeline's retry");
+    let docs = documents(&ecm, "INV-ACME-2026-0410.pdf");
+    assert_eq!((docs.len(), docs[0].versions.len()), (1, 1), "{docs:?}");
+}
+
+#[test]
+fn opentext_a_400_ends_in_an_exception_quoting_the_server() {
+    let ecm = Ecm::start();
+    let gw = gateway(&ecm, &invoice_target(&ecm), to_otcs());
+    ecm.emu.faults().fail_next(1, 400, "Sorry, the item you requested could not be accessed.");
+    upload(&gw, "INV-ACME-2026-0411.pdf", 411);
+    gw.wait_for(30, "the exception", || gw.in_state("excepted").len() == 1);
+    let why = std::fs::read_to_string(gw.spool().join("exceptions/invoices/acme/INV-ACME-2026-0411.pdf.error.txt"))
+        .expect("reason file");
+    assert!(why.contains("Content Server answered 400: Sorry, the item you requested could not be accessed."), "{why}");
+}
+
+#[test]
+fn opentext_a_lost_reply_and_a_kill_9_never_make_a_second_document() {
+    let ecm = Ecm::start();
+    // A backoff long enough to kill the gateway before its retry.
+    let edits = vec![
+        ("invoices.toml", "name = \"demo-ecm\"".into(), "name = \"otcs\"".into()),
+        ("invoices.toml", "backoff_secs = 30".into(), "backoff_secs = 8".into()),
+    ];
+    let mut gw = gateway(&ecm, &invoice_target(&ecm), edits);
+    // The server creates the document, then the connection drops before the reply.
+    ecm.emu.faults().fail_after_create(1);
+    upload(&gw, "INV-ACME-2026-0412.pdf", 412);
+    gw.wait_for(30, "the created document", || creates_committed(&ecm, "INV-ACME-2026-0412.pdf"));
+    // The gateway never learnt of it; kill it before the retry and start again.
+    gw.kill9();
+    gw.restart();
+    gw.wait_for(60, "the delivery after the restart", || gw.in_state("delivered").len() == 1);
+    let docs = documents(&ecm, "INV-ACME-2026-0412.pdf");
+    assert_eq!(docs.len(), 1, "{docs:?}");
+    assert_eq!(docs[0].versions.len(), 1);
+    let row = gw.in_state("delivered").pop().expect("row");
+    assert!(row.receipt.as_deref().is_some_and(|r| r.contains("\"already_delivered\":true")), "{row:?}");
+}
+
+/// A workspace of the seed's Vendor type (location: Enterprise/Vendors) by name.
+fn workspace(ecm: &Ecm, name: &str) -> Option<crate::support::otcs::NodeView> {
+    ecm.emu.children(ecm.folder_id("Enterprise/Vendors")).into_iter().find(|n| n.name == name)
+}
+
+fn creates_committed(ecm: &Ecm, name: &str) -> bool {
+    ecm.emu.find_path(&format!("Enterprise/Invoices/2026/ACME/{name}")).is_some()
+}
+
+#[test]
+fn opentext_example_config_passes_check() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wharf"))
+        .args(["check", "--config", concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/opentext.example.toml")])
+        .output()
+        .expect("wharf runs");
+    assert!(out.status.success(), "{}", text(&out));
+}
