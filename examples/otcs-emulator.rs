@@ -18,6 +18,9 @@ struct Args {
     /// Seed file (JSON); without it the built-in demo seed.
     #[arg(long)]
     seed: Option<PathBuf>,
+    /// Latency added before every reply, in milliseconds (benchmarks: `benches/opentext-throughput`).
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
     /// Print the default seed as JSON and exit.
     #[arg(long)]
     print_default_seed: bool,
@@ -35,6 +38,7 @@ async fn main() -> anyhow::Result<()> {
         None => otcs::Seed::default(),
     };
     let emu = otcs::Emulator::start_on(args.listen, seed.clone()).await?;
+    emu.faults().set_latency(std::time::Duration::from_millis(args.latency_ms));
     println!("base URL: {}", emu.base_url());
     println!("users: {}", seed.users.iter().map(|u| u.username.as_str()).collect::<Vec<_>>().join(", "));
     for f in emu.children(otcs::ENTERPRISE_ID) {
