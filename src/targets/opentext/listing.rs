@@ -39,6 +39,8 @@ pub struct Query {
     pub modified_after: Option<String>,
     /// Only documents whose category value `key` (`{cat}_{attr}`) equals the value.
     pub attribute: Option<(String, String)>,
+    /// Documents per page; 0 means [`PAGE_SIZE`].
+    pub page_size: u32,
 }
 
 fn text_of(v: &Value) -> String {
@@ -94,7 +96,7 @@ pub async fn list(client: &Client, q: &Query) -> Result<Vec<Listed>, ApiError> {
                     ("fields", "categories".to_string()),
                     ("sort", "asc_name".to_string()),
                     ("page", page.to_string()),
-                    ("limit", PAGE_SIZE.to_string()),
+                    ("limit", if q.page_size == 0 { PAGE_SIZE } else { q.page_size }.to_string()),
                 ],
             )
             .await?;
