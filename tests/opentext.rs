@@ -306,3 +306,41 @@ fn opentext_outbound_listing_pages_and_filters_by_attribute_and_date() {
         assert_eq!(bytes, b"%PDF-1.7\n%%EOF\n");
     });
 }
+
+#[test]
+fn opentext_an_otds_bearer_token_is_traded_for_a_ticket() {
+    use wharf::targets::opentext::OpenTextTarget;
+    use wharf::targets::{Conflict, Delivery, Document, Target};
+    let ecm = Ecm::start();
+    let var = format!("WHARF_TEST_OTDS_TOKEN_{}", std::process::id());
+    // SAFETY: a variable of this test's own name, read by this test only.
+    unsafe { std::env::set_var(&var, "wharf-otds-token") };
+    let text = format!(
+        "[spool]\nroot = \"s\"\n[sftp]\nlisten = \"127.0.0.1:0\"\nhost_key = \"k\"\n[[targets]]\nname = \"otcs\"\ntype = \"opentext\"\n\
+         [targets.opentext]\nbase_url = \"{}\"\notds_token_env = \"{var}\"\nroot_folder = {}\n",
+        ecm.emu.base_url(),
+        ecm.folder_id("Enterprise/Contracts")
+    );
+    let config = wharf::config::Config::parse(&ecm.secrets.path().join("w.toml"), &text).expect("config");
+    let wharf::config::TargetKind::OpenText(cfg) = &config.targets[0].kind else { panic!("opentext") };
+    let target = OpenTextTarget::new("otcs", (**cfg).clone()).expect("target");
+    let body = ecm.secrets.path().join("c.pdf");
+    std::fs::write(&body, b"%PDF-1.7\n%%EOF\n").expect("body");
+    let doc = Document {
+        transfer_id: "T1".into(),
+        body,
+        destination: "CTR-1.pdf".into(),
+        sha256: "ab".repeat(32),
+        size: 15,
+        account: "acme".into(),
+        channel: "contracts".into(),
+        metadata: Default::default(),
+        conflict: Conflict::Reject,
+    };
+    let outcome = ecm._rt.block_on(target.deliver(&doc));
+    assert!(matches!(outcome, Delivery::Delivered(_)), "{outcome:?}");
+    let reqs = ecm.emu.requests();
+    assert!(reqs.iter().any(|r| r.method == "GET" && r.path.ends_with("/api/v1/auth") && r.status == 200), "{reqs:?}");
+    assert!(!reqs.iter().any(|r| r.method == "POST" && r.path.ends_with("/api/v1/auth")));
+    assert!(ecm.emu.find_path("Enterprise/Contracts/CTR-1.pdf").is_some());
+}
