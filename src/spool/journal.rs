@@ -509,14 +509,27 @@ impl Journal {
     /// # Errors
     /// Database errors.
     pub async fn retry_later(&self, id: &str, not_before: DateTime<Utc>, reason: &str) -> Result<bool, Error> {
+        self.requeue(id, not_before, reason, true).await
+    }
+
+    /// `processing → received`, due at `not_before`; `count_attempt` says whether a delivery
+    /// attempt was spent (a failed delivery) or not (waiting for a sidecar).
+    async fn requeue(
+        &self,
+        id: &str,
+        not_before: DateTime<Utc>,
+        reason: &str,
+        count_attempt: bool,
+    ) -> Result<bool, Error> {
         let r = sqlx::query(
             "UPDATE transfers SET state = 'received', not_before = ?, reason = ?, updated_at = ?,
-                    delivery_attempts = delivery_attempts + 1
+                    delivery_attempts = delivery_attempts + ?
              WHERE id = ? AND state = 'processing'",
         )
         .bind(timestamp(not_before))
         .bind(reason)
         .bind(timestamp(Utc::now()))
+        .bind(i64::from(count_attempt))
         .bind(id)
         .execute(&self.pool)
         .await?;

@@ -47,17 +47,7 @@ impl Journal {
     /// # Errors
     /// Database errors.
     pub async fn defer(&self, id: &str, not_before: DateTime<Utc>, reason: &str) -> Result<bool, Error> {
-        let r = sqlx::query(
-            "UPDATE transfers SET state = 'received', not_before = ?, reason = ?, updated_at = ?
-             WHERE id = ? AND state = 'processing'",
-        )
-        .bind(timestamp(not_before))
-        .bind(reason)
-        .bind(timestamp(Utc::now()))
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected() == 1)
+        self.requeue(id, not_before, reason, false).await
     }
 
     /// Makes a deferred `received` transfer due now (its sidecar has arrived).

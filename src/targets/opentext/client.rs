@@ -213,12 +213,9 @@ impl Client {
     }
 
     /// Sends the request `build` makes (called again for a repeat: after a 401 and a fresh ticket,
-    /// or after a short 429), with the ticket, under the concurrency limit. Returns the JSON reply
-    /// (`Null` for an empty one).
-    ///
-    /// # Errors
-    /// The classified failure.
-    pub async fn send<F, Fut>(&self, build: F) -> Result<Value, ApiError>
+    /// or after a short 429), with the ticket, under the concurrency limit; returns the reply once
+    /// it is neither of those, whatever its status.
+    async fn dispatch<F, Fut>(&self, build: F) -> Result<reqwest::Response, ApiError>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<RequestBuilder, ApiError>>,
@@ -257,52 +254,52 @@ impl Client {
                 let after = wait.map_or(String::new(), |w| format!("; Retry-After {} s", w.as_secs()));
                 return Err(ApiError::Transient(format!("Content Server answered 429 Too Many Requests{after}")));
             }
-            let bytes =
-                resp.bytes().await.map_err(|e| ApiError::Transient(format!("reply cut off: {}", describe(&e))))?;
-            let body: Value =
-                if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
-            if status.is_success() {
-                return Ok(body);
-            }
-            let text = if body.is_null() {
-                String::from_utf8_lossy(&bytes).chars().take(300).collect()
-            } else {
-                error_text(&body)
-            };
-            return Err(classify(status, text));
+            return Ok(resp);
         }
     }
 
-    /// A request whose reply body is streamed (downloads), with the ticket and one re-authentication
-    /// on 401.
+    /// Sends the request `build` makes (see [`Self::dispatch`] for repeats) and returns the JSON
+    /// reply (`Null` for an empty one).
     ///
     /// # Errors
-    /// The classified failure of the status.
+    /// The classified failure.
+    pub async fn send<F, Fut>(&self, build: F) -> Result<Value, ApiError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<RequestBuilder, ApiError>>,
+    {
+        let resp = self.dispatch(build).await?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| ApiError::Transient(format!("reply cut off: {}", describe(&e))))?;
+        let body: Value =
+            if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+        if status.is_success() {
+            return Ok(body);
+        }
+        let text = if body.is_null() {
+            String::from_utf8_lossy(&bytes).chars().take(300).collect()
+        } else {
+            error_text(&body)
+        };
+        Err(classify(status, text))
+    }
+
+    /// A request whose reply body is streamed (downloads), repeated like [`Self::send`].
+    ///
+    /// # Errors
+    /// The classified failure of the status (errors mid-stream come through the stream).
     pub async fn stream(
         &self,
         method: Method,
         path: &str,
     ) -> Result<impl futures_util::Stream<Item = Result<bytes::Bytes, reqwest::Error>> + use<>, ApiError> {
-        let mut reauthenticated = false;
-        loop {
-            let ticket = self.current_ticket().await?;
-            let resp = {
-                let _permit = self.limit.acquire().await.map_err(|_| ApiError::Transient("client closed".into()))?;
-                self.request(method.clone(), path).header(TICKET, &ticket).send().await
-            }
-            .map_err(|e| ApiError::Transient(format!("Content Server unreachable: {}", describe(&e))))?;
-            let status = resp.status();
-            if status == StatusCode::UNAUTHORIZED && !reauthenticated {
-                reauthenticated = true;
-                self.authenticate(Some(&ticket)).await?;
-                continue;
-            }
-            if !status.is_success() {
-                let body: Value = resp.json().await.unwrap_or(Value::Null);
-                return Err(classify(status, error_text(&body)));
-            }
-            return Ok(resp.bytes_stream());
+        let resp = self.dispatch(|| async { Ok(self.request(method.clone(), path)) }).await?;
+        let status = resp.status();
+        if !status.is_success() {
+            let body: Value = resp.json().await.unwrap_or(Value::Null);
+            return Err(classify(status, error_text(&body)));
         }
+        Ok(resp.bytes_stream())
     }
 
     /// GET with query parameters, JSON reply.
