@@ -3,7 +3,10 @@
 //!
 //! Every line carries `prev`, the hex SHA-256 of the previous line's bytes (without its newline);
 //! the first line's `prev` is 64 zeros. Lines are written whole with one `write` on an `O_APPEND`
-//! file under a lock, so concurrent events never interleave.
+//! file under a lock, so concurrent events never interleave. The lock is also an `flock` on the
+//! file, and a writer whose file grew behind its back (a second process, such as
+//! `wharf outbound run` beside `wharf serve`) re-reads the last line first, so the chain holds
+//! with several writers.
 
 use chrono::Utc;
 use serde::Serialize;
@@ -113,6 +116,43 @@ struct Line<'a> {
 struct Tail {
     file: File,
     prev: String,
+    /// The file's length after our last write (or when we read it).
+    len: u64,
+}
+
+/// The hash of the last line of `file` (or [`GENESIS`]) and the file's length.
+fn last_line_hash(file: &File) -> io::Result<(String, u64)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = file.metadata()?.len();
+    let mut f = file.try_clone()?;
+    // Lines are short (an event is well under 64 KiB); read the tail and take its last line.
+    let start = len.saturating_sub(64 * 1024);
+    f.seek(SeekFrom::Start(start))?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf)?;
+    let body = buf.strip_suffix(b"\n").unwrap_or(&buf);
+    let last = body.rsplit(|b| *b == b'\n').next().unwrap_or_default();
+    Ok((if last.is_empty() { GENESIS.to_string() } else { line_hash(last) }, len))
+}
+
+/// Holds an exclusive `flock` on the trail while a line is appended.
+struct FileLock<'a>(&'a File);
+
+impl<'a> FileLock<'a> {
+    fn new(f: &'a File) -> Self {
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on a descriptor we own; a failure only loses the cross-process guard.
+        unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
+        Self(f)
+    }
+}
+
+impl Drop for FileLock<'_> {
+    fn drop(&mut self) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: as above.
+        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+    }
 }
 
 /// Audit errors.
@@ -166,14 +206,11 @@ impl Audit {
             std::fs::create_dir_all(dir).map_err(err)?;
         }
         let file = OpenOptions::new().create(true).append(true).read(true).open(path).map_err(err)?;
-        let mut prev = GENESIS.to_string();
-        for line in BufReader::new(File::open(path).map_err(err)?).split(b'\n') {
-            let line = line.map_err(err)?;
-            if !line.is_empty() {
-                prev = line_hash(&line);
-            }
-        }
-        Ok(Self { path: path.to_path_buf(), tail: Mutex::new(Tail { file, prev }) })
+        let (prev, len) = {
+            let _lock = FileLock::new(&file);
+            last_line_hash(&file).map_err(err)?
+        };
+        Ok(Self { path: path.to_path_buf(), tail: Mutex::new(Tail { file, prev, len }) })
     }
 
     /// The trail's path.
@@ -189,14 +226,25 @@ impl Audit {
             tracing::error!("audit trail lock poisoned; event lost: {event:?}");
             return;
         };
+        let tail = &mut *tail;
+        let _lock = FileLock::new(&tail.file);
+        if tail.file.metadata().map(|m| m.len()).ok() != Some(tail.len) {
+            match last_line_hash(&tail.file) {
+                Ok((prev, len)) => (tail.prev, tail.len) = (prev, len),
+                Err(e) => tracing::error!(path = %self.path.display(), error = %e, "cannot re-read the audit trail"),
+            }
+        }
         let line = Line { ts: crate::spool::journal::timestamp(Utc::now()), event: &event, prev: &tail.prev };
         let Ok(mut bytes) = serde_json::to_vec(&line) else {
             return;
         };
         let hash = line_hash(&bytes);
         bytes.push(b'\n');
-        match tail.file.write_all(&bytes) {
-            Ok(()) => tail.prev = hash,
+        match (&tail.file).write_all(&bytes) {
+            Ok(()) => {
+                tail.prev = hash;
+                tail.len += bytes.len() as u64;
+            }
             Err(e) => tracing::error!(path = %self.path.display(), error = %e, "cannot append to the audit trail"),
         }
     }
@@ -245,6 +293,21 @@ mod tests {
         let a = Audit::open(&p)?;
         a.record(Event::new("login_failed").account("x"));
         assert_eq!(verify(&p)?, 3);
+        Ok(())
+    }
+
+    #[test]
+    fn two_writers_of_one_trail_keep_the_chain() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let p = dir.path().join("audit.jsonl");
+        // two handles stand for two processes (`wharf serve` and `wharf outbound run`)
+        let a = Audit::open(&p)?;
+        let b = Audit::open(&p)?;
+        for i in 0..5 {
+            a.record(Event::new("upload_completed").size(i));
+            b.record(Event::new("package_published").size(i));
+        }
+        assert_eq!(verify(&p)?, 10);
         Ok(())
     }
 

@@ -156,6 +156,14 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         }
     }
 
+    if !config.jobs.is_empty() {
+        let outbound = Arc::new(crate::outbound::Outbound::new(spool.clone(), &config).map_err(Error::Other)?);
+        outbound.recover_all().await;
+        let clock = Arc::new(crate::outbound::schedule::SystemClock);
+        tasks.spawn(crate::outbound::scheduler::run(outbound, clock, shutdown.clone()));
+        tracing::info!(jobs = config.jobs.len(), "outbound scheduler started");
+    }
+
     Ok(Running { sftp_addr, ftp_addr, recovery, spool, shutdown, tasks })
 }
 

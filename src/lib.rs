@@ -14,6 +14,8 @@
 //! - [`intake`]: hot folders: intakes other than SFTP/FTP, feeding the same spool.
 //! - [`pipeline`]: workers that apply a channel's rules and deliver, or put the file in an
 //!   exception folder with its reason.
+//! - [`outbound`]: scheduled jobs that package what is new at a source and publish it
+//!   atomically into a partner's outbound box; collection tracking and retention.
 //! - [`targets`]: where documents are delivered (one trait; `fs` is the embedded default).
 //! - [`audit`]: the append-only, hash-chained audit trail.
 //! - [`rules`]: the rules engine: rule files (`rules/<channel>.toml`), checks, metadata, destinations
@@ -27,6 +29,7 @@ pub mod config;
 pub mod frontends;
 pub mod gateway;
 pub mod intake;
+pub mod outbound;
 pub mod pipeline;
 pub mod rules;
 pub mod spool;

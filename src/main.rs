@@ -57,6 +57,29 @@ enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Outbound jobs: list them, run one now.
+    Outbound {
+        #[command(subcommand)]
+        command: OutboundCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum OutboundCommand {
+    /// Every job with its schedule, next run and last result.
+    List {
+        /// Config file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Run a job now, with the same effect as a scheduled run (exit 1 if it fails).
+    Run {
+        /// Config file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Job name.
+        job: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -316,6 +339,20 @@ fn exceptions(command: ExceptionsCommand) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+async fn outbound(command: OutboundCommand) -> Result<ExitCode> {
+    let (OutboundCommand::List { config } | OutboundCommand::Run { config, .. }) = &command;
+    let config = match load(config) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    match command {
+        OutboundCommand::List { .. } => wharf::outbound::cli::list(&config).await.map(|()| ExitCode::SUCCESS),
+        OutboundCommand::Run { job, .. } => {
+            Ok(if wharf::outbound::cli::run(&config, &job).await? { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+    }
+}
+
 fn load_rules(config: &std::path::Path) -> Result<(Config, wharf::rules::Rules), ExitCode> {
     let config = load(config)?;
     match wharf::gateway::load_rules(&config) {
@@ -394,6 +431,7 @@ async fn main() -> ExitCode {
         Command::Audit { command: AuditCommand::Verify { config, file } } => audit_verify(config, file),
         Command::Rules { command: RulesCommand::Test { config } } => rules_test(&config),
         Command::Exceptions { command } => exceptions(command),
+        Command::Outbound { command } => outbound(command).await,
         Command::Rules { command: RulesCommand::Explain { config, channel, account, name } } => {
             rules_explain(&config, &channel, account.as_deref(), &name)
         }

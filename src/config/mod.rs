@@ -5,6 +5,7 @@
 //! `file:line:col: key: message` (the form `wharf check` prints), so an admin fixes a config in one pass.
 //! Loading touches the filesystem only to read referenced key files; it never creates anything.
 
+pub mod jobs;
 mod locate;
 pub mod opentext;
 mod raw;
@@ -80,6 +81,8 @@ pub struct Config {
     pub targets: Vec<TargetConfig>,
     /// Local folders whose files become transfers.
     pub hot_folders: Vec<HotFolderConfig>,
+    /// Scheduled outbound packages.
+    pub jobs: Vec<jobs::JobConfig>,
 }
 
 /// A hot folder: an intake other than SFTP/FTP.
@@ -330,6 +333,11 @@ impl Config {
     pub fn account(&self, name: &str) -> Option<&AccountConfig> {
         self.accounts.iter().find(|a| a.name == name)
     }
+
+    /// The outbound job with this name.
+    pub fn job(&self, name: &str) -> Option<&jobs::JobConfig> {
+        self.jobs.iter().find(|j| j.name == name)
+    }
 }
 
 fn resolve(base: &Path, p: &str) -> PathBuf {
@@ -444,7 +452,20 @@ fn build(raw: &RawConfig, base: &Path, file: &Path, ck: &mut Checker<'_>) -> Con
             HotFolderConfig { path: resolve(base, &h.path), channel: h.channel.clone(), account: h.account.clone() }
         })
         .collect();
-    Config { source: file.to_path_buf(), spool, sessions, sftp, ftp, accounts, pipeline, targets, hot_folders }
+    let mut config = Config {
+        source: file.to_path_buf(),
+        spool,
+        sessions,
+        sftp,
+        ftp,
+        accounts,
+        pipeline,
+        targets,
+        hot_folders,
+        jobs: Vec::new(),
+    };
+    config.jobs = jobs::build(&raw.jobs, &config, base, ck);
+    config
 }
 
 fn build_sessions(raw: &RawConfig, ck: &mut Checker<'_>) -> SessionLimits {

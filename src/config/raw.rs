@@ -29,6 +29,9 @@ pub struct RawConfig {
     /// Local folders watched for files (scanners, shares).
     #[serde(default)]
     pub hot_folders: Vec<RawHotFolder>,
+    /// Scheduled outbound packages.
+    #[serde(default)]
+    pub jobs: Vec<super::jobs::RawJob>,
 }
 
 /// `[[hot_folders]]`.

@@ -11,7 +11,10 @@ use sqlx::{FromRow, Row};
 use std::path::Path;
 use std::time::Duration;
 
+mod outbound;
 mod sidecar;
+
+pub use outbound::{JobState, NewPackage, PackageRow};
 
 /// Journal errors (a database that cannot be opened or written).
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +57,47 @@ ALTER TABLE transfers ADD COLUMN claimed_at TEXT;
 ",
     r"
 ALTER TABLE transfers ADD COLUMN overrides TEXT;
+",
+    // Outbound jobs: progress per job, published packages, and what each package exported.
+    r"
+CREATE TABLE job_state (
+    job         TEXT PRIMARY KEY,
+    seq         INTEGER NOT NULL DEFAULT 0,
+    watermark   TEXT,
+    last_fire   TEXT,
+    last_run    TEXT,
+    last_result TEXT
+);
+CREATE TABLE packages (
+    id                    TEXT PRIMARY KEY,
+    job                   TEXT NOT NULL,
+    run_id                TEXT NOT NULL,
+    owner                 TEXT NOT NULL,
+    path                  TEXT NOT NULL,
+    build_path            TEXT NOT NULL,
+    state                 TEXT NOT NULL,
+    size                  INTEGER NOT NULL,
+    sha256                TEXT NOT NULL,
+    items                 INTEGER NOT NULL,
+    ready_marker          INTEGER NOT NULL,
+    delete_after_download INTEGER NOT NULL,
+    created_at            TEXT NOT NULL,
+    published_at          TEXT,
+    expires_at            TEXT,
+    collected_at          TEXT,
+    collected_by          TEXT,
+    removed_at            TEXT,
+    removed_why           TEXT
+);
+CREATE INDEX packages_by_path ON packages (owner, path, state);
+CREATE INDEX packages_by_job ON packages (job, state);
+CREATE TABLE job_items (
+    job         TEXT NOT NULL,
+    item        TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    package_id  TEXT NOT NULL,
+    PRIMARY KEY (job, item, fingerprint)
+);
 ",
 ];
 

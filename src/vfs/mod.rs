@@ -269,6 +269,7 @@ impl Session {
     /// # Errors
     /// Not found, a folder, or reading not permitted.
     pub async fn open_read(&self, path: &VPath) -> Result<Download> {
+        let mut package = None;
         let (file, size, sha256, transfer) = match self.resolve(path)? {
             Place::InboundFile(m, channel, name) => {
                 Self::require(m.permissions.read, "downloads", m)?;
@@ -288,6 +289,9 @@ impl Session {
             }
             Place::Folder(m, j) if !j.rel.is_empty() => {
                 Self::require(m.permissions.read, "downloads", m)?;
+                if let BoxKind::Outbound { owner } = &m.kind {
+                    package = Some((owner.clone(), j.rel.join("/")));
+                }
                 let (f, size) = blocking(move || j.open_read()).await?;
                 (f, size, None, None)
             }
@@ -299,8 +303,10 @@ impl Session {
             sha256,
             transfer,
             furthest: AtomicU64::new(0),
+            read: AtomicU64::new(0),
             spool: self.spool.clone(),
             event: self.event("download_completed", path),
+            package,
         })
     }
 
@@ -522,8 +528,12 @@ pub struct Download {
     sha256: Option<String>,
     transfer: Option<String>,
     furthest: AtomicU64,
+    /// Bytes handed out in all (with `furthest`, what makes a download complete).
+    read: AtomicU64,
     spool: Arc<Spool>,
     event: Event,
+    /// Owner and path of a file in an outbound box (a package, perhaps).
+    package: Option<(String, String)>,
 }
 
 impl Download {
@@ -556,6 +566,7 @@ impl Download {
         .map_err(|e| Error::Internal(e.to_string()))?
         .map_err(|e| Error::io("read", &e))?;
         self.furthest.fetch_max(offset + data.len() as u64, Ordering::Relaxed);
+        self.read.fetch_add(data.len() as u64, Ordering::Relaxed);
         Ok(data)
     }
 
@@ -574,6 +585,7 @@ impl Download {
     /// Records how far a stream got (FTP reports the bytes it sent).
     pub fn mark_sent(&self, upto: u64) {
         self.furthest.fetch_max(upto, Ordering::Relaxed);
+        self.read.fetch_max(upto, Ordering::Relaxed);
     }
 }
 
@@ -581,7 +593,9 @@ impl Drop for Download {
     fn drop(&mut self) {
         let sent = self.furthest.load(Ordering::Relaxed);
         let mut ev = self.event.clone().size(sent);
-        if sent < self.size {
+        // complete: the end was reached and at least the whole size was handed out
+        let complete = sent >= self.size && self.read.load(Ordering::Relaxed) >= self.size;
+        if !complete {
             ev.event = "download_incomplete".into();
             ev.reason = Some(format!("{sent} of {} bytes read", self.size));
         } else if let Some(s) = &self.sha256 {
@@ -590,7 +604,13 @@ impl Drop for Download {
         if let Some(t) = &self.transfer {
             ev = ev.transfer(t);
         }
+        let account = ev.account.clone().unwrap_or_default();
         self.spool.audit().record(ev);
+        if let (true, Some((owner, rel)), Ok(rt)) =
+            (complete, self.package.take(), tokio::runtime::Handle::try_current())
+        {
+            rt.spawn(crate::outbound::collect::downloaded(self.spool.clone(), owner, rel, account));
+        }
     }
 }
 
