@@ -486,3 +486,6 @@ fn chunk(items: Vec<Item>, max_files: usize, max_bytes: u64) -> Vec<Vec<Item>> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests;
