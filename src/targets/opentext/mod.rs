@@ -9,10 +9,13 @@
 //!    it is reused, never duplicated;
 //! 3. a new document: `POST /api/v2/nodes`, multipart with the JSON in the form field `body`
 //!    (type 144, parent, name, description, category values in `roles.categories` keyed
-//!    `{category}_{attribute}`) and the file part `file` streamed from the spool;
+//!    `{category}_{attribute}`) and the file part `file` streamed from the spool; a body above
+//!    `multipart_threshold` goes through a Large File Upload session first ([`upload`]) and the
+//!    create names its `upload_key` instead;
 //! 4. a name taken by another document: the rule's conflict policy: `version`/`overwrite` add a
-//!    version (`POST /api/v2/nodes/{id}/versions`) and update the category values, `rename` finds
-//!    `name (2).ext`, `reject` is an exception naming the existing node.
+//!    version (`POST /api/v2/nodes/{id}/versions`, `file` or `upload_key`) and update the category
+//!    values (`PUT /api/v2/nodes/{id}/categories/{category}`), `rename` finds `name (2).ext`,
+//!    `reject` is an exception naming the existing node.
 //!
 //! Failures are classified by [`client::ApiError`]: transient ones become `Delivery::Retry`,
 //! permanent ones `Delivery::Except` quoting the server.
@@ -20,6 +23,7 @@
 pub mod client;
 pub mod folders;
 pub mod listing;
+pub mod upload;
 pub mod workspace;
 
 use crate::config::opentext::OpenTextConfig;
@@ -42,6 +46,7 @@ pub struct OpenTextTarget {
     cfg: OpenTextConfig,
     client: Client,
     folders: Folders,
+    large: upload::LargeFiles,
 }
 
 impl OpenTextTarget {
@@ -51,7 +56,8 @@ impl OpenTextTarget {
     /// A secret or CA file is missing.
     pub fn new(name: &str, cfg: OpenTextConfig) -> Result<Self, client::SetupError> {
         let client = Client::new(&cfg)?;
-        Ok(Self { name: name.to_string(), cfg, client, folders: Folders::default() })
+        let large = upload::LargeFiles::new(cfg.multipart_threshold);
+        Ok(Self { name: name.to_string(), cfg, client, folders: Folders::default(), large })
     }
 
     /// The connection (for the outbound source and tests).
@@ -89,6 +95,19 @@ impl OpenTextTarget {
             .map_err(|e| ApiError::Transient(format!("multipart: {e}")))
     }
 
+    /// The completed Large File Upload session for the body, when it goes that way.
+    async fn session(&self, doc: &Document, name: &str) -> Result<Option<String>, ApiError> {
+        self.large.upload(&self.client, &doc.body, doc.size, name, mime_of(&doc.body)).await
+    }
+
+    /// `result`, after cancelling the session `key` if it failed (the key may not be consumed).
+    async fn cancel_on_error(&self, key: &str, result: Result<Value, ApiError>) -> Result<Value, ApiError> {
+        if result.is_err() {
+            upload::cancel(&self.client, key).await;
+        }
+        result
+    }
+
     async fn parent(&self, doc: &Document, dirs: &[&str]) -> Result<i64, ApiError> {
         let mut base = self.cfg.root_folder;
         if let Some(ws) = &self.cfg.workspace {
@@ -114,6 +133,15 @@ impl OpenTextTarget {
         if let Some(class) = self.cfg.rm_classification {
             body["roles"]["classifications"] = json!({ "create_id": [], "id": [class] });
         }
+        if let Some(key) = self.session(doc, name).await? {
+            body["upload_key"] = Value::from(key.as_str());
+            let text = body.to_string();
+            let sent = self
+                .client
+                .send(|| async { Ok(self.client.request(Method::POST, "/v2/nodes").form(&[("body", text.as_str())])) })
+                .await;
+            return new_id(&self.cancel_on_error(&key, sent).await?);
+        }
         let text = body.to_string();
         let reply = self
             .client
@@ -127,17 +155,30 @@ impl OpenTextTarget {
 
     async fn add_version(&self, doc: &Document, node: i64, name: &str) -> Result<Option<u32>, ApiError> {
         let description = format!("{} (wharf transfer {})", Self::marker(doc), doc.transfer_id);
-        let reply = self
-            .client
-            .send(|| async {
-                let form = Form::new()
-                    .part("file", Self::file_part(doc, name).await?)
-                    .text("description", description.clone())
-                    .text("add_major_version", "false");
-                Ok(self.client.request(Method::POST, &format!("/v2/nodes/{node}/versions")).multipart(form))
-            })
-            .await?;
+        let path = format!("/v2/nodes/{node}/versions");
+        let reply = if let Some(key) = self.session(doc, name).await? {
+            let fields =
+                [("upload_key", key.as_str()), ("description", description.as_str()), ("add_major_version", "false")];
+            let sent = self.client.send(|| async { Ok(self.client.request(Method::POST, &path).form(&fields)) }).await;
+            self.cancel_on_error(&key, sent).await?
+        } else {
+            self.client
+                .send(|| async {
+                    let form = Form::new()
+                        .part("file", Self::file_part(doc, name).await?)
+                        .text("description", description.clone())
+                        .text("add_major_version", "false");
+                    Ok(self.client.request(Method::POST, &path).multipart(form))
+                })
+                .await?
+        };
         let version = find_key(&reply, "version_number").and_then(Value::as_u64).and_then(|v| u32::try_from(v).ok());
+        self.update_categories(doc, node).await?;
+        Ok(version)
+    }
+
+    /// Puts the category values of `doc` on `node` (idempotent).
+    async fn update_categories(&self, doc: &Document, node: i64) -> Result<(), ApiError> {
         if let Some((cat, _)) = &self.cfg.category {
             let values: Vec<(String, String)> = self
                 .category_values(doc)
@@ -149,7 +190,7 @@ impl OpenTextTarget {
                 self.client.send(|| async { Ok(self.client.request(Method::PUT, &path).form(&values)) }).await?;
             }
         }
-        Ok(version)
+        Ok(())
     }
 
     /// True when `existing` is this very delivery, made before (by its checksum marker).

@@ -29,6 +29,8 @@ struct FaultState {
     retry_after: u32,
     drop: u32,
     after_create: u32,
+    /// Large File Upload part number → (times, status, text).
+    parts: std::collections::HashMap<u64, (u32, u16, String)>,
 }
 
 /// What the next API call suffers (drop, then throttle, then fail take precedence in that order).
@@ -71,6 +73,23 @@ impl Faults {
     /// The next `n` document creates commit the document, then close the connection unanswered.
     pub fn fail_after_create(&self, n: u32) {
         self.lock().after_create = n;
+    }
+
+    /// The next `times` uploads of Large File Upload part `part` (any session) are read whole, then
+    /// answered `status` + `{"error": error_text}` without storing the part.
+    pub fn fail_part(&self, part: u64, times: u32, status: u16, error_text: &str) {
+        self.lock().parts.insert(part, (times, status, error_text.to_string()));
+    }
+
+    /// Consumes one pending failure of part `part`, if any.
+    pub fn take_part_failure(&self, part: u64) -> Option<(u16, String)> {
+        let mut f = self.lock();
+        let (times, status, text) = f.parts.get_mut(&part)?;
+        if *times == 0 {
+            return None;
+        }
+        *times -= 1;
+        Some((*status, text.clone()))
     }
 
     /// Clears every pending fault and the latency.

@@ -81,6 +81,8 @@ pub struct VersionView {
     pub mime: String,
     pub file_name: String,
     pub description: String,
+    /// The content came from a Large File Upload session (`upload_key`), not a `file` part.
+    pub via_upload_key: bool,
 }
 
 /// One request as the server saw it (for "no duplicate create" assertions).

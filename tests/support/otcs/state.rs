@@ -63,6 +63,8 @@ pub struct Version {
     pub description: String,
     pub create_date: String,
     pub path: PathBuf,
+    /// Came from a Large File Upload session.
+    pub via_upload_key: bool,
 }
 
 /// Business-object link of a workspace (`business_properties` in the API).
@@ -297,6 +299,7 @@ impl State {
                     mime: v.mime.clone(),
                     file_name: v.file_name.clone(),
                     description: v.description.clone(),
+                    via_upload_key: v.via_upload_key,
                 })
                 .collect(),
             categories: n.categories.clone(),

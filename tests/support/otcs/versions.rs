@@ -36,7 +36,7 @@ pub async fn add(sh: &Shared, v1: bool, id: &str, req: Request) -> Response {
         Ok(i) => i,
         Err(r) => return r,
     };
-    let src = match source(&mut f, "Missing required parameter 'File'") {
+    let src = match source(&mut f, None, "Missing required parameter 'File'") {
         Ok(s) => s,
         Err(r) => return r,
     };
