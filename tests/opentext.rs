@@ -511,3 +511,32 @@ fn opentext_a_server_with_large_file_upload_disabled_gets_whole_files() {
     assert_eq!(calls.len(), 1, "only the settings, once: {calls:?}");
     assert!(calls[0].path.ends_with("/settings"));
 }
+
+#[test]
+fn opentext_a_document_is_created_with_the_targets_rm_classification() {
+    let ecm = Ecm::start();
+    let gw = gateway(&ecm, &format!("{}rm_classification = 7000\n", invoice_target(&ecm)), to_otcs());
+    upload(&gw, "INV-ACME-2026-0430.pdf", 430);
+    gw.wait_for(30, "the delivery", || gw.in_state("delivered").len() == 1);
+    let node = ecm.emu.find_path("Enterprise/Invoices/2026/ACME/INV-ACME-2026-0430.pdf").expect("the document");
+    assert_eq!(node.classifications, vec![7000], "classified as the target says");
+    assert_eq!(node.categories.get("9830_2"), Some(&serde_json::json!("ACME")), "with its categories too");
+}
+
+#[test]
+fn opentext_an_unknown_rm_classification_ends_in_an_exception_quoting_the_server() {
+    let ecm = Ecm::start();
+    let gw = gateway(&ecm, &format!("{}rm_classification = 7001\n", invoice_target(&ecm)), to_otcs());
+    upload(&gw, "INV-ACME-2026-0431.pdf", 431);
+    let reason = gw.spool().join("exceptions/invoices/acme/INV-ACME-2026-0431.pdf.error.txt");
+    gw.wait_for(30, "the exception", || gw.in_state("excepted").len() == 1 && reason.exists());
+    let why = std::fs::read_to_string(&reason).expect("reason file");
+    assert!(
+        why.contains(
+            "Content Server answered 400: Classification 7001 does not exist or is not a Classification (subtype 199)."
+        ),
+        "{why}"
+    );
+    assert!(ecm.emu.find_path("Enterprise/Invoices/2026/ACME/INV-ACME-2026-0431.pdf").is_none(), "nothing was made");
+    assert!(gw.audit().iter().all(|e| e["event"] != "delivery_retry"), "a permanent refusal is not retried");
+}

@@ -374,6 +374,10 @@ fn create_inner(sh: &Shared, f: &mut Fields) -> Result<(Response, bool), Respons
     if !CategoryValues::check_required(&st, &cats.applied, &cats.values) {
         return Err(invalid_spec());
     }
+    let classifications = match body.get("roles").and_then(|r| r.get("classifications")) {
+        None | Some(Value::Null) => vec![],
+        Some(c) => super::records::classifications_from_roles(&st, c)?,
+    };
     let id = st.alloc_id();
     let mut n = Node::new(id, parent_id, &name, t);
     n.description = str_of(body.get("description")).unwrap_or_default();
@@ -382,6 +386,7 @@ fn create_inner(sh: &Shared, f: &mut Fields) -> Result<(Response, bool), Respons
     n.external_source = str_of(body.get("external_source"));
     n.categories = cats.values;
     n.applied = cats.applied;
+    n.classifications = classifications;
     if let Some(src) = src {
         let c = take_content(&mut st, src, &name)?;
         add_version(sh, &mut n, c, "")?;
