@@ -260,21 +260,14 @@ fn opentext_example_config_passes_check() {
 
 #[test]
 fn opentext_outbound_listing_pages_and_filters_by_attribute_and_date() {
-    use wharf::targets::opentext::{OpenTextTarget, listing};
+    use wharf::targets::opentext::listing;
     use wharf::targets::{Conflict, Delivery, Document, Target};
     let ecm = Ecm::start();
-    let secret = ecm.secrets.path().join("pw");
-    std::fs::write(&secret, "wharf-pw\n").expect("secret");
     let folder = ecm.folder_id("Enterprise/Invoices");
-    let text = format!(
-        "[spool]\nroot = \"s\"\n[sftp]\nlisten = \"127.0.0.1:0\"\nhost_key = \"k\"\n[[targets]]\nname = \"otcs\"\ntype = \"opentext\"\n[targets.opentext]\nbase_url = \"{}\"\n\
-         username = \"wharf\"\npassword_file = \"{}\"\nroot_folder = {folder}\ncategory = {{ id = 9830, attributes = {{ vendor = 2, status = 6 }} }}\n",
-        ecm.emu.base_url(),
-        secret.display()
+    let target = direct_target(
+        &ecm,
+        &format!("root_folder = {folder}\ncategory = {{ id = 9830, attributes = {{ vendor = 2, status = 6 }} }}\n"),
     );
-    let config = wharf::config::Config::parse(&ecm.secrets.path().join("w.toml"), &text).expect("config");
-    let wharf::config::TargetKind::OpenText(cfg) = &config.targets[0].kind else { panic!("opentext") };
-    let target = OpenTextTarget::new("otcs", (**cfg).clone()).expect("target");
     let body = ecm.secrets.path().join("body.pdf");
     std::fs::write(&body, b"%PDF-1.7\n%%EOF\n").expect("body");
     ecm._rt.block_on(async {
@@ -380,6 +373,22 @@ fn sessions_and_part(ecm: &Ecm, n: u64) -> (usize, Vec<u16>) {
     (opened, part)
 }
 
+/// A target driven directly (no gateway): `[targets.opentext]` with the emulator's URL and
+/// password file, plus `opentext` lines.
+fn direct_target(ecm: &Ecm, opentext: &str) -> wharf::targets::opentext::OpenTextTarget {
+    let secret = ecm.secrets.path().join("pw");
+    std::fs::write(&secret, "wharf-pw\n").expect("secret");
+    let text = format!(
+        "[spool]\nroot = \"s\"\n[sftp]\nlisten = \"127.0.0.1:0\"\nhost_key = \"k\"\n[[targets]]\nname = \"otcs\"\ntype = \"opentext\"\n\
+         [targets.opentext]\nbase_url = \"{}\"\nusername = \"wharf\"\npassword_file = \"{}\"\n{opentext}",
+        ecm.emu.base_url(),
+        secret.display()
+    );
+    let config = wharf::config::Config::parse(&ecm.secrets.path().join("w.toml"), &text).expect("config");
+    let wharf::config::TargetKind::OpenText(cfg) = &config.targets[0].kind else { panic!("opentext") };
+    wharf::targets::opentext::OpenTextTarget::new("otcs", (**cfg).clone()).expect("target")
+}
+
 fn lfu_target(ecm: &Ecm) -> String {
     format!("{}multipart_threshold_bytes = {LFU_PART}\n", invoice_target(ecm))
 }
@@ -469,23 +478,12 @@ fn opentext_a_large_file_upload_part_failing_once_is_sent_again_in_place() {
 
 #[test]
 fn opentext_a_server_with_large_file_upload_disabled_gets_whole_files() {
-    use wharf::targets::opentext::OpenTextTarget;
     use wharf::targets::{Conflict, Delivery, Document, Target};
     let mut seed = Seed::default();
     seed.multipart.is_enabled = false;
     let ecm = Ecm::start_with(seed);
-    let secret = ecm.secrets.path().join("pw");
-    std::fs::write(&secret, "wharf-pw\n").expect("secret");
-    let text = format!(
-        "[spool]\nroot = \"s\"\n[sftp]\nlisten = \"127.0.0.1:0\"\nhost_key = \"k\"\n[[targets]]\nname = \"otcs\"\ntype = \"opentext\"\n\
-         [targets.opentext]\nbase_url = \"{}\"\nusername = \"wharf\"\npassword_file = \"{}\"\nroot_folder = {}\nmultipart_threshold_bytes = 100\n",
-        ecm.emu.base_url(),
-        secret.display(),
-        ecm.folder_id("Enterprise/Contracts")
-    );
-    let config = wharf::config::Config::parse(&ecm.secrets.path().join("w.toml"), &text).expect("config");
-    let wharf::config::TargetKind::OpenText(cfg) = &config.targets[0].kind else { panic!("opentext") };
-    let target = OpenTextTarget::new("otcs", (**cfg).clone()).expect("target");
+    let folder = ecm.folder_id("Enterprise/Contracts");
+    let target = direct_target(&ecm, &format!("root_folder = {folder}\nmultipart_threshold_bytes = 100\n"));
     let body = ecm.secrets.path().join("c.pdf");
     let sha = pdf(&body, 425);
     let size = std::fs::metadata(&body).expect("body").len();
@@ -539,4 +537,77 @@ fn opentext_an_unknown_rm_classification_ends_in_an_exception_quoting_the_server
     );
     assert!(ecm.emu.find_path("Enterprise/Invoices/2026/ACME/INV-ACME-2026-0431.pdf").is_none(), "nothing was made");
     assert!(gw.audit().iter().all(|e| e["event"] != "delivery_retry"), "a permanent refusal is not retried");
+}
+
+#[test]
+fn opentext_a_kill_9_between_a_version_and_its_categories_leaves_one_version_with_the_new_values() {
+    let ecm = Ecm::start();
+    // A backoff long enough to kill the gateway before its retry.
+    let edits = vec![
+        ("invoices.toml", "name = \"demo-ecm\"".into(), "name = \"otcs\"".into()),
+        ("invoices.toml", "backoff_secs = 30".into(), "backoff_secs = 8".into()),
+    ];
+    let mut gw = gateway(&ecm, &invoice_target(&ecm), edits);
+    let first = upload(&gw, "INV-ACME-2026-0440.pdf", 440);
+    gw.wait_for(30, "the first delivery", || gw.in_state("delivered").len() == 1);
+    // The server adds the version, then the connection drops before the reply: the gateway
+    // never gets to put the category values.
+    ecm.emu.faults().fail_after_version(1);
+    let second = upload(&gw, "INV-ACME-2026-0440.pdf", 441);
+    let path = "Enterprise/Invoices/2026/ACME/INV-ACME-2026-0440.pdf";
+    gw.wait_for(30, "the added version", || ecm.emu.find_path(path).is_some_and(|n| n.versions.len() == 2));
+    let node = ecm.emu.find_path(path).expect("the document");
+    assert_eq!(node.categories.get("9830_5"), Some(&serde_json::json!(first)), "the crash window: old values");
+    gw.kill9();
+    let puts =
+        |ecm: &Ecm| ecm.emu.requests().iter().filter(|r| r.method == "PUT" && r.path.contains("/categories/")).count();
+    assert_eq!(puts(&ecm), 0, "killed before any category update");
+    gw.restart();
+    gw.wait_for(60, "the delivery after the restart", || gw.in_state("delivered").len() == 2);
+    let node = ecm.emu.find_path(path).expect("the document");
+    assert_eq!(node.versions.len(), 2, "no second copy of the version: {node:?}");
+    assert_eq!(node.versions[1].sha256, second);
+    assert_eq!(node.categories.get("9830_5"), Some(&serde_json::json!(second)), "the values follow the version");
+    assert_eq!(puts(&ecm), 1, "the values were put once, after the restart");
+    let receipts: Vec<serde_json::Value> =
+        gw.in_state("delivered").iter().filter_map(|r| serde_json::from_str(r.receipt.as_deref()?).ok()).collect();
+    assert!(receipts.iter().any(|r| r["already_delivered"] == true && r["version"] == 2), "{receipts:?}");
+}
+
+#[test]
+fn opentext_a_redelivered_older_version_leaves_the_newer_versions_values_alone() {
+    use wharf::targets::{Conflict, Delivery, Document, Target};
+    let ecm = Ecm::start();
+    let folder = ecm.folder_id("Enterprise/Invoices");
+    let opentext = format!(
+        "root_folder = {folder}\ncategory = {{ id = 9830, attributes = {{ vendor = 2 }} }}\nchecksum_attribute = 5\n"
+    );
+    let target = direct_target(&ecm, &opentext);
+    let body = ecm.secrets.path().join("x.pdf");
+    std::fs::write(&body, b"%PDF-1.7\n%%EOF\n").expect("body");
+    let doc = |i: u32| Document {
+        transfer_id: format!("T{i}"),
+        body: body.clone(),
+        destination: "X.pdf".into(),
+        sha256: format!("{i:064}"),
+        size: 15,
+        account: "acme".into(),
+        channel: "invoices".into(),
+        metadata: [("vendor".to_string(), "ACME".to_string())].into(),
+        conflict: Conflict::Version,
+    };
+    let deliver = |d: &Document| match ecm._rt.block_on(target.deliver(d)) {
+        Delivery::Delivered(r) => r,
+        other => panic!("{other:?}"),
+    };
+    for i in 0..3 {
+        assert!(!deliver(&doc(i)).already_delivered);
+    }
+    let checksum = || ecm.emu.find_path("Enterprise/Invoices/X.pdf").expect("doc").categories.get("9830_5").cloned();
+    assert_eq!(checksum(), Some(serde_json::json!(format!("{:064}", 2))));
+    // Transfer 1 again (its version 2 is no longer the latest): found, nothing put.
+    let again = deliver(&doc(1));
+    assert_eq!((again.already_delivered, again.version), (true, Some(2)));
+    assert_eq!(checksum(), Some(serde_json::json!(format!("{:064}", 2))), "the newer version's values stay");
+    assert_eq!(ecm.emu.find_path("Enterprise/Invoices/X.pdf").expect("doc").versions.len(), 3);
 }

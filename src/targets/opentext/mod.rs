@@ -17,6 +17,11 @@
 //!    values (`PUT /api/v2/nodes/{id}/categories/{category}`), `rename` finds `name (2).ext`,
 //!    `reject` is an exception naming the existing node.
 //!
+//! Crash points: a create carries its category values, so a created document is complete. Adding
+//! a version and updating its values are two calls; when a redelivery finds its own version (by
+//! the marker in the version's description) and it is still the latest one, the values are put
+//! again (the PUT is idempotent), so a crash between the two calls never leaves the old values.
+//!
 //! Failures are classified by [`client::ApiError`]: transient ones become `Delivery::Retry`,
 //! permanent ones `Delivery::Except` quoting the server.
 
@@ -47,6 +52,22 @@ pub struct OpenTextTarget {
     client: Client,
     folders: Folders,
     large: upload::LargeFiles,
+}
+
+/// An earlier delivery of this transfer found on the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Earlier {
+    /// None: deliver.
+    No,
+    /// The document was created by it (with its category values, in one call).
+    Created,
+    /// It added version `number`; `latest` when no other version came after it.
+    Version {
+        /// The version number, when the listing gives it.
+        number: Option<u32>,
+        /// Still the document's latest version.
+        latest: bool,
+    },
 }
 
 impl OpenTextTarget {
@@ -193,14 +214,23 @@ impl OpenTextTarget {
         Ok(())
     }
 
-    /// True when `existing` is this very delivery, made before (by its checksum marker).
-    async fn is_ours(&self, doc: &Document, existing: &Child) -> Result<bool, ApiError> {
+    /// This very delivery, made before, found by its checksum marker in `existing`'s description
+    /// (created by it) or in one of its versions' descriptions (added by it).
+    async fn earlier(&self, doc: &Document, existing: &Child) -> Result<Earlier, ApiError> {
         let marker = Self::marker(doc);
         if existing.description.contains(&marker) {
-            return Ok(true);
+            return Ok(Earlier::Created);
         }
-        let versions = self.client.get(&format!("/v2/nodes/{}/versions", existing.id), &[]).await?;
-        Ok(contains_text(&versions, &marker))
+        let reply = self.client.get(&format!("/v2/nodes/{}/versions", existing.id), &[]).await?;
+        let versions = versions_of(&reply);
+        let latest = versions.iter().map(|(n, _)| *n).max();
+        let ours = versions.iter().filter(|(_, d)| d.contains(&marker)).map(|(n, _)| *n).max();
+        Ok(match ours {
+            Some(n) => Earlier::Version { number: u32::try_from(n).ok(), latest: Some(n) == latest },
+            // A listing of another shape that still names the marker: delivered, values unknown.
+            None if contains_text(&reply, &marker) => Earlier::Version { number: None, latest: false },
+            None => Earlier::No,
+        })
     }
 
     async fn deliver_inner(&self, doc: &Document) -> Result<Receipt, ApiError> {
@@ -228,9 +258,26 @@ impl OpenTextTarget {
                     Err(e) => return Err(e),
                 }
             };
-            if existing.kind == DOCUMENT && self.is_ours(doc, &existing).await? {
-                tracing::info!(node = existing.id, "found this transfer's earlier delivery; not delivering again");
-                return Ok(receipt(existing.id, &candidate, None, true));
+            if existing.kind == DOCUMENT {
+                let earlier = self.earlier(doc, &existing).await?;
+                if earlier != Earlier::No {
+                    tracing::info!(
+                        node = existing.id,
+                        ?earlier,
+                        "found this transfer's earlier delivery; not delivering again"
+                    );
+                }
+                match earlier {
+                    Earlier::No => {}
+                    Earlier::Created => return Ok(receipt(existing.id, &candidate, None, true)),
+                    Earlier::Version { number, latest } => {
+                        // The crash may have come between the version and its category values.
+                        if latest {
+                            self.update_categories(doc, existing.id).await?;
+                        }
+                        return Ok(receipt(existing.id, &candidate, number, true));
+                    }
+                }
             }
             match doc.conflict {
                 Conflict::Version | Conflict::Overwrite if existing.kind == DOCUMENT => {
@@ -298,6 +345,23 @@ fn find_key<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
     }
 }
 
+/// `(version_number, description)` of every version in a versions listing (v1 or v2 shape).
+fn versions_of(v: &Value) -> Vec<(u64, String)> {
+    let mut out = vec![];
+    fn walk(v: &Value, out: &mut Vec<(u64, String)>) {
+        match v {
+            Value::Object(m) => match m.get("version_number").and_then(Value::as_u64) {
+                Some(n) => out.push((n, m.get("description").and_then(Value::as_str).unwrap_or_default().to_string())),
+                None => m.values().for_each(|x| walk(x, out)),
+            },
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    walk(v, &mut out);
+    out
+}
+
 /// Whether any string in a reply contains `needle`.
 fn contains_text(v: &Value, needle: &str) -> bool {
     match v {
@@ -328,5 +392,15 @@ mod tests {
         let v2 = json!({"results": {"data": {"properties": {"id": 5}, "version_number": 3}}});
         assert_eq!(find_key(&v2, "version_number"), Some(&json!(3)));
         assert!(contains_text(&json!({"results": [{"data": {"description": "sha256:ab (x)"}}]}), "sha256:ab"));
+    }
+
+    #[test]
+    fn opentext_versions_are_listed_with_their_descriptions() {
+        let v2 = json!({"results": [
+            {"data": {"versions": {"version_number": 1, "description": ""}}},
+            {"data": {"versions": {"version_number": 2, "description": "sha256:ab (wharf transfer T)"}}},
+        ]});
+        assert_eq!(versions_of(&v2), vec![(1, String::new()), (2, "sha256:ab (wharf transfer T)".to_string())]);
+        assert_eq!(versions_of(&json!({"data": [{"version_number": 3}]})), vec![(3, String::new())]);
     }
 }

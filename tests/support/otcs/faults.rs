@@ -29,6 +29,7 @@ struct FaultState {
     retry_after: u32,
     drop: u32,
     after_create: u32,
+    after_version: u32,
     /// Large File Upload part number → (times, status, text).
     parts: std::collections::HashMap<u64, (u32, u16, String)>,
 }
@@ -63,6 +64,21 @@ impl Faults {
         let mut f = self.lock();
         f.throttle = n;
         f.retry_after = retry_after_secs;
+    }
+
+    /// The next `n` added versions are committed, then the connection closes unanswered.
+    pub fn fail_after_version(&self, n: u32) {
+        self.lock().after_version = n;
+    }
+
+    /// Consumes one pending crash-after-version, if any.
+    pub fn take_after_version(&self) -> bool {
+        let mut f = self.lock();
+        if f.after_version > 0 {
+            f.after_version -= 1;
+            return true;
+        }
+        false
     }
 
     /// The next `n` API calls (not `/v1/auth`) read the request, then close the connection unanswered.
