@@ -17,6 +17,9 @@
 //! category = { id = 9830, attributes = { vendor = 2, invoice_number = 3 } }
 //! checksum_attribute = 5                             # wharf's sha256 kept here (else in the description)
 //! # workspace = { type_id = 10, name = "{vendor_name}", template_id = 20, create = true, subfolder = "Contracts" }
+//! # rm_classification = 7000                       # RM classification node given to each document
+//! multipart_threshold_mib = 64                       # bodies above this use Large File Upload (0: never)
+//! # multipart_threshold_bytes = 1048576              # the same in bytes (tests, fine tuning), not with _mib
 //! ```
 //! Secrets are never in the file itself, so they never appear in a config dump or an error.
 
@@ -58,6 +61,10 @@ pub struct RawOpenText {
     pub workspace: Option<RawWorkspace>,
     /// Records-management classification id applied to each document.
     pub rm_classification: Option<i64>,
+    /// Bodies larger than this many MiB go through Large File Upload sessions; 0 turns that off.
+    pub multipart_threshold_mib: Option<u64>,
+    /// The same threshold in bytes, for a finer one (tests); exclusive with `multipart_threshold_mib`.
+    pub multipart_threshold_bytes: Option<u64>,
 }
 
 /// `category = { id, attributes = { field = attribute_id } }`.
@@ -138,7 +145,15 @@ pub struct OpenTextConfig {
     pub workspace: Option<WorkspaceConfig>,
     /// RM classification id.
     pub rm_classification: Option<i64>,
+    /// Bodies larger than this (bytes) are sent through Large File Upload sessions
+    /// (`/api/v2/multipart`) when the server has them enabled; `None` = always one `file` part.
+    pub multipart_threshold: Option<u64>,
 }
+
+/// Default of `multipart_threshold_mib`.
+pub const DEFAULT_MULTIPART_THRESHOLD_MIB: u64 = 64;
+/// Largest `multipart_threshold_mib` accepted (1 TiB).
+const MAX_MULTIPART_THRESHOLD_MIB: u64 = 1 << 20;
 
 /// Validated `workspace`.
 #[derive(Debug, Clone)]
@@ -192,6 +207,10 @@ pub fn build(raw: &RawOpenText, key: &KeyPath, base: &Path, ck: &mut Checker<'_>
     if let (Some(attr), None) = (raw.checksum_attribute, &raw.category) {
         ck.report(&key.key("checksum_attribute"), format!("attribute {attr} needs a `category` it belongs to"));
     }
+    if raw.rm_classification.is_some_and(|c| c <= 0) {
+        ck.report(&key.key("rm_classification"), "must be the node id of a Classification (a positive number)");
+    }
+    let multipart_threshold = multipart_threshold(raw, key, ck);
     let workspace = raw.workspace.as_ref().map(|w| {
         let k = key.key("workspace");
         if w.name.is_none() && w.bo_id.is_none() {
@@ -224,5 +243,32 @@ pub fn build(raw: &RawOpenText, key: &KeyPath, base: &Path, ck: &mut Checker<'_>
         checksum_attribute: raw.checksum_attribute,
         workspace,
         rm_classification: raw.rm_classification,
+        multipart_threshold,
     })
+}
+
+/// `multipart_threshold_mib` (default 64) or `multipart_threshold_bytes`, in bytes; 0 = off.
+fn multipart_threshold(raw: &RawOpenText, key: &KeyPath, ck: &mut Checker<'_>) -> Option<u64> {
+    let bytes = match (raw.multipart_threshold_mib, raw.multipart_threshold_bytes) {
+        (Some(_), Some(_)) => {
+            ck.report(
+                &key.key("multipart_threshold_bytes"),
+                "give `multipart_threshold_mib` or `multipart_threshold_bytes`, not both",
+            );
+            return None;
+        }
+        (_, Some(b)) => b,
+        (mib, None) => {
+            let mib = mib.unwrap_or(DEFAULT_MULTIPART_THRESHOLD_MIB);
+            if mib > MAX_MULTIPART_THRESHOLD_MIB {
+                ck.report(
+                    &key.key("multipart_threshold_mib"),
+                    format!("must be between 0 (no Large File Upload) and {MAX_MULTIPART_THRESHOLD_MIB} (1 TiB)"),
+                );
+                return None;
+            }
+            mib << 20
+        }
+    };
+    (bytes > 0).then_some(bytes)
 }

@@ -170,3 +170,32 @@ fn an_opentext_target_is_validated_with_located_errors() {
     let text = parse(&inline).expect_err("inline password").to_string();
     assert!(text.contains("opentext.password") && !text.contains("hunter2"), "{text}");
 }
+
+#[test]
+fn an_opentext_large_file_upload_threshold_defaults_to_64_mib_and_is_validated() {
+    let target = |extra: &str| {
+        format!(
+            "{}\n[[targets]]\nname = \"otcs\"\ntype = \"opentext\"\n[targets.opentext]\nbase_url = \"https://ecm.example.com/otcs/cs.exe\"\n\
+             username = \"svc\"\npassword_env = \"OTCS_PW\"\nroot_folder = 2000\n{extra}",
+            good()
+        )
+    };
+    let threshold = |extra: &str| {
+        let c = parse(&target(extra)).expect("valid");
+        let TargetKind::OpenText(o) = &c.targets[0].kind else { panic!("an opentext target") };
+        o.multipart_threshold
+    };
+    assert_eq!(threshold(""), Some(64 << 20));
+    assert_eq!(threshold("multipart_threshold_mib = 200\n"), Some(200 << 20));
+    assert_eq!(threshold("multipart_threshold_mib = 0\n"), None, "0 turns Large File Upload off");
+    assert_eq!(threshold("multipart_threshold_bytes = 8192\n"), Some(8192));
+    assert_eq!(threshold("multipart_threshold_bytes = 0\n"), None);
+
+    let both =
+        parse(&target("multipart_threshold_mib = 1\nmultipart_threshold_bytes = 10\n")).expect_err("both").to_string();
+    assert!(both.contains("targets[0].opentext.multipart_threshold_bytes") && both.contains("not both"), "{both}");
+    let huge = parse(&target("multipart_threshold_mib = 2000000\n")).expect_err("too large").to_string();
+    assert!(huge.contains("targets[0].opentext.multipart_threshold_mib"), "{huge}");
+    let class = parse(&target("rm_classification = -3\n")).expect_err("bad class").to_string();
+    assert!(class.contains("targets[0].opentext.rm_classification"), "{class}");
+}

@@ -9,10 +9,18 @@
 //!    it is reused, never duplicated;
 //! 3. a new document: `POST /api/v2/nodes`, multipart with the JSON in the form field `body`
 //!    (type 144, parent, name, description, category values in `roles.categories` keyed
-//!    `{category}_{attribute}`) and the file part `file` streamed from the spool;
+//!    `{category}_{attribute}`) and the file part `file` streamed from the spool; a body above
+//!    `multipart_threshold` goes through a Large File Upload session first ([`upload`]) and the
+//!    create names its `upload_key` instead;
 //! 4. a name taken by another document: the rule's conflict policy: `version`/`overwrite` add a
-//!    version (`POST /api/v2/nodes/{id}/versions`) and update the category values, `rename` finds
-//!    `name (2).ext`, `reject` is an exception naming the existing node.
+//!    version (`POST /api/v2/nodes/{id}/versions`, `file` or `upload_key`) and update the category
+//!    values (`PUT /api/v2/nodes/{id}/categories/{category}`), `rename` finds `name (2).ext`,
+//!    `reject` is an exception naming the existing node.
+//!
+//! Crash points: a create carries its category values, so a created document is complete. Adding
+//! a version and updating its values are two calls; when a redelivery finds its own version (by
+//! the marker in the version's description) and it is still the latest one, the values are put
+//! again (the PUT is idempotent), so a crash between the two calls never leaves the old values.
 //!
 //! Failures are classified by [`client::ApiError`]: transient ones become `Delivery::Retry`,
 //! permanent ones `Delivery::Except` quoting the server.
@@ -20,6 +28,7 @@
 pub mod client;
 pub mod folders;
 pub mod listing;
+pub mod upload;
 pub mod workspace;
 
 use crate::config::opentext::OpenTextConfig;
@@ -42,6 +51,23 @@ pub struct OpenTextTarget {
     cfg: OpenTextConfig,
     client: Client,
     folders: Folders,
+    large: upload::LargeFiles,
+}
+
+/// An earlier delivery of this transfer found on the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Earlier {
+    /// None: deliver.
+    No,
+    /// The document was created by it (with its category values, in one call).
+    Created,
+    /// It added version `number`; `latest` when no other version came after it.
+    Version {
+        /// The version number, when the listing gives it.
+        number: Option<u32>,
+        /// Still the document's latest version.
+        latest: bool,
+    },
 }
 
 impl OpenTextTarget {
@@ -51,7 +77,8 @@ impl OpenTextTarget {
     /// A secret or CA file is missing.
     pub fn new(name: &str, cfg: OpenTextConfig) -> Result<Self, client::SetupError> {
         let client = Client::new(&cfg)?;
-        Ok(Self { name: name.to_string(), cfg, client, folders: Folders::default() })
+        let large = upload::LargeFiles::new(cfg.multipart_threshold);
+        Ok(Self { name: name.to_string(), cfg, client, folders: Folders::default(), large })
     }
 
     /// The connection (for the outbound source and tests).
@@ -89,6 +116,19 @@ impl OpenTextTarget {
             .map_err(|e| ApiError::Transient(format!("multipart: {e}")))
     }
 
+    /// The completed Large File Upload session for the body, when it goes that way.
+    async fn session(&self, doc: &Document, name: &str) -> Result<Option<String>, ApiError> {
+        self.large.upload(&self.client, &doc.body, doc.size, name, mime_of(&doc.body)).await
+    }
+
+    /// `result`, after cancelling the session `key` if it failed (the key may not be consumed).
+    async fn cancel_on_error(&self, key: &str, result: Result<Value, ApiError>) -> Result<Value, ApiError> {
+        if result.is_err() {
+            upload::cancel(&self.client, key).await;
+        }
+        result
+    }
+
     async fn parent(&self, doc: &Document, dirs: &[&str]) -> Result<i64, ApiError> {
         let mut base = self.cfg.root_folder;
         if let Some(ws) = &self.cfg.workspace {
@@ -114,6 +154,15 @@ impl OpenTextTarget {
         if let Some(class) = self.cfg.rm_classification {
             body["roles"]["classifications"] = json!({ "create_id": [], "id": [class] });
         }
+        if let Some(key) = self.session(doc, name).await? {
+            body["upload_key"] = Value::from(key.as_str());
+            let text = body.to_string();
+            let sent = self
+                .client
+                .send(|| async { Ok(self.client.request(Method::POST, "/v2/nodes").form(&[("body", text.as_str())])) })
+                .await;
+            return new_id(&self.cancel_on_error(&key, sent).await?);
+        }
         let text = body.to_string();
         let reply = self
             .client
@@ -127,17 +176,30 @@ impl OpenTextTarget {
 
     async fn add_version(&self, doc: &Document, node: i64, name: &str) -> Result<Option<u32>, ApiError> {
         let description = format!("{} (wharf transfer {})", Self::marker(doc), doc.transfer_id);
-        let reply = self
-            .client
-            .send(|| async {
-                let form = Form::new()
-                    .part("file", Self::file_part(doc, name).await?)
-                    .text("description", description.clone())
-                    .text("add_major_version", "false");
-                Ok(self.client.request(Method::POST, &format!("/v2/nodes/{node}/versions")).multipart(form))
-            })
-            .await?;
+        let path = format!("/v2/nodes/{node}/versions");
+        let reply = if let Some(key) = self.session(doc, name).await? {
+            let fields =
+                [("upload_key", key.as_str()), ("description", description.as_str()), ("add_major_version", "false")];
+            let sent = self.client.send(|| async { Ok(self.client.request(Method::POST, &path).form(&fields)) }).await;
+            self.cancel_on_error(&key, sent).await?
+        } else {
+            self.client
+                .send(|| async {
+                    let form = Form::new()
+                        .part("file", Self::file_part(doc, name).await?)
+                        .text("description", description.clone())
+                        .text("add_major_version", "false");
+                    Ok(self.client.request(Method::POST, &path).multipart(form))
+                })
+                .await?
+        };
         let version = find_key(&reply, "version_number").and_then(Value::as_u64).and_then(|v| u32::try_from(v).ok());
+        self.update_categories(doc, node).await?;
+        Ok(version)
+    }
+
+    /// Puts the category values of `doc` on `node` (idempotent).
+    async fn update_categories(&self, doc: &Document, node: i64) -> Result<(), ApiError> {
         if let Some((cat, _)) = &self.cfg.category {
             let values: Vec<(String, String)> = self
                 .category_values(doc)
@@ -149,17 +211,26 @@ impl OpenTextTarget {
                 self.client.send(|| async { Ok(self.client.request(Method::PUT, &path).form(&values)) }).await?;
             }
         }
-        Ok(version)
+        Ok(())
     }
 
-    /// True when `existing` is this very delivery, made before (by its checksum marker).
-    async fn is_ours(&self, doc: &Document, existing: &Child) -> Result<bool, ApiError> {
+    /// This very delivery, made before, found by its checksum marker in `existing`'s description
+    /// (created by it) or in one of its versions' descriptions (added by it).
+    async fn earlier(&self, doc: &Document, existing: &Child) -> Result<Earlier, ApiError> {
         let marker = Self::marker(doc);
         if existing.description.contains(&marker) {
-            return Ok(true);
+            return Ok(Earlier::Created);
         }
-        let versions = self.client.get(&format!("/v2/nodes/{}/versions", existing.id), &[]).await?;
-        Ok(contains_text(&versions, &marker))
+        let reply = self.client.get(&format!("/v2/nodes/{}/versions", existing.id), &[]).await?;
+        let versions = versions_of(&reply);
+        let latest = versions.iter().map(|(n, _)| *n).max();
+        let ours = versions.iter().filter(|(_, d)| d.contains(&marker)).map(|(n, _)| *n).max();
+        Ok(match ours {
+            Some(n) => Earlier::Version { number: u32::try_from(n).ok(), latest: Some(n) == latest },
+            // A listing of another shape that still names the marker: delivered, values unknown.
+            None if contains_text(&reply, &marker) => Earlier::Version { number: None, latest: false },
+            None => Earlier::No,
+        })
     }
 
     async fn deliver_inner(&self, doc: &Document) -> Result<Receipt, ApiError> {
@@ -187,9 +258,26 @@ impl OpenTextTarget {
                     Err(e) => return Err(e),
                 }
             };
-            if existing.kind == DOCUMENT && self.is_ours(doc, &existing).await? {
-                tracing::info!(node = existing.id, "found this transfer's earlier delivery; not delivering again");
-                return Ok(receipt(existing.id, &candidate, None, true));
+            if existing.kind == DOCUMENT {
+                let earlier = self.earlier(doc, &existing).await?;
+                if earlier != Earlier::No {
+                    tracing::info!(
+                        node = existing.id,
+                        ?earlier,
+                        "found this transfer's earlier delivery; not delivering again"
+                    );
+                }
+                match earlier {
+                    Earlier::No => {}
+                    Earlier::Created => return Ok(receipt(existing.id, &candidate, None, true)),
+                    Earlier::Version { number, latest } => {
+                        // The crash may have come between the version and its category values.
+                        if latest {
+                            self.update_categories(doc, existing.id).await?;
+                        }
+                        return Ok(receipt(existing.id, &candidate, number, true));
+                    }
+                }
             }
             match doc.conflict {
                 Conflict::Version | Conflict::Overwrite if existing.kind == DOCUMENT => {
@@ -257,6 +345,23 @@ fn find_key<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
     }
 }
 
+/// `(version_number, description)` of every version in a versions listing (v1 or v2 shape).
+fn versions_of(v: &Value) -> Vec<(u64, String)> {
+    let mut out = vec![];
+    fn walk(v: &Value, out: &mut Vec<(u64, String)>) {
+        match v {
+            Value::Object(m) => match m.get("version_number").and_then(Value::as_u64) {
+                Some(n) => out.push((n, m.get("description").and_then(Value::as_str).unwrap_or_default().to_string())),
+                None => m.values().for_each(|x| walk(x, out)),
+            },
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    walk(v, &mut out);
+    out
+}
+
 /// Whether any string in a reply contains `needle`.
 fn contains_text(v: &Value, needle: &str) -> bool {
     match v {
@@ -287,5 +392,15 @@ mod tests {
         let v2 = json!({"results": {"data": {"properties": {"id": 5}, "version_number": 3}}});
         assert_eq!(find_key(&v2, "version_number"), Some(&json!(3)));
         assert!(contains_text(&json!({"results": [{"data": {"description": "sha256:ab (x)"}}]}), "sha256:ab"));
+    }
+
+    #[test]
+    fn opentext_versions_are_listed_with_their_descriptions() {
+        let v2 = json!({"results": [
+            {"data": {"versions": {"version_number": 1, "description": ""}}},
+            {"data": {"versions": {"version_number": 2, "description": "sha256:ab (wharf transfer T)"}}},
+        ]});
+        assert_eq!(versions_of(&v2), vec![(1, String::new()), (2, "sha256:ab (wharf transfer T)".to_string())]);
+        assert_eq!(versions_of(&json!({"data": [{"version_number": 3}]})), vec![(3, String::new())]);
     }
 }

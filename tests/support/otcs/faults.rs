@@ -29,6 +29,9 @@ struct FaultState {
     retry_after: u32,
     drop: u32,
     after_create: u32,
+    after_version: u32,
+    /// Large File Upload part number → (times, status, text).
+    parts: std::collections::HashMap<u64, (u32, u16, String)>,
 }
 
 /// What the next API call suffers (drop, then throttle, then fail take precedence in that order).
@@ -63,6 +66,21 @@ impl Faults {
         f.retry_after = retry_after_secs;
     }
 
+    /// The next `n` added versions are committed, then the connection closes unanswered.
+    pub fn fail_after_version(&self, n: u32) {
+        self.lock().after_version = n;
+    }
+
+    /// Consumes one pending crash-after-version, if any.
+    pub fn take_after_version(&self) -> bool {
+        let mut f = self.lock();
+        if f.after_version > 0 {
+            f.after_version -= 1;
+            return true;
+        }
+        false
+    }
+
     /// The next `n` API calls (not `/v1/auth`) read the request, then close the connection unanswered.
     pub fn drop_next(&self, n: u32) {
         self.lock().drop = n;
@@ -71,6 +89,23 @@ impl Faults {
     /// The next `n` document creates commit the document, then close the connection unanswered.
     pub fn fail_after_create(&self, n: u32) {
         self.lock().after_create = n;
+    }
+
+    /// The next `times` uploads of Large File Upload part `part` (any session) are read whole, then
+    /// answered `status` + `{"error": error_text}` without storing the part.
+    pub fn fail_part(&self, part: u64, times: u32, status: u16, error_text: &str) {
+        self.lock().parts.insert(part, (times, status, error_text.to_string()));
+    }
+
+    /// Consumes one pending failure of part `part`, if any.
+    pub fn take_part_failure(&self, part: u64) -> Option<(u16, String)> {
+        let mut f = self.lock();
+        let (times, status, text) = f.parts.get_mut(&part)?;
+        if *times == 0 {
+            return None;
+        }
+        *times -= 1;
+        Some((*status, text.clone()))
     }
 
     /// Clears every pending fault and the latency.

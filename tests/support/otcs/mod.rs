@@ -16,6 +16,7 @@ mod faults;
 mod http;
 mod multipart_upload;
 mod nodes;
+mod records;
 mod router;
 mod seed;
 mod state;
@@ -28,8 +29,8 @@ mod tests;
 pub use faults::Faults;
 #[allow(unused_imports)]
 pub use seed::{
-    AttrType, ENTERPRISE_ID, MultipartSettings, Seed, SeedAttribute, SeedCategory, SeedFolder, SeedTemplate, SeedToken,
-    SeedUser, SeedWorkspace, SeedWorkspaceType,
+    AttrType, CLASSIFICATION_VOLUME_ID, ENTERPRISE_ID, MultipartSettings, Seed, SeedAttribute, SeedCategory,
+    SeedClassification, SeedFolder, SeedTemplate, SeedToken, SeedUser, SeedWorkspace, SeedWorkspaceType,
 };
 pub use state::BusinessProperties;
 
@@ -65,6 +66,8 @@ pub struct NodeView {
     /// `"{cat}_{attr}"` → value.
     pub categories: BTreeMap<String, serde_json::Value>,
     pub business_properties: Option<BusinessProperties>,
+    /// Records Management classification node ids the document was created with.
+    pub classifications: Vec<i64>,
     pub modify_date: String,
     pub external_create_date: Option<String>,
     pub external_modify_date: Option<String>,
@@ -81,6 +84,8 @@ pub struct VersionView {
     pub mime: String,
     pub file_name: String,
     pub description: String,
+    /// The content came from a Large File Upload session (`upload_key`), not a `file` part.
+    pub via_upload_key: bool,
 }
 
 /// One request as the server saw it (for "no duplicate create" assertions).

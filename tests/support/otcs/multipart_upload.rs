@@ -109,6 +109,9 @@ pub async fn part(sh: &Shared, key: &str, n: &str, req: Request) -> Response {
         return error(500, format!("BlockID {num} has already been uploaded."));
     }
     let Some(p) = f.take_file("part_content") else { return error(400, "Missing required parameter 'part_content'") };
+    if let Some((status, text)) = sh.faults.take_part_failure(num) {
+        return error(status, text);
+    }
     let expect = if num == s.num_parts { s.file_size - (s.num_parts - 1) * s.part_size } else { s.part_size };
     if p.size != expect {
         return error(500, format!("Invalid block size: Block {num} must be {expect} bytes."));
@@ -193,5 +196,5 @@ pub fn take_completed(st: &mut State, key: &str, name_hint: &str) -> Result<Cont
     let s = st.uploads.remove(key).ok_or_else(expired)?;
     let (path, size, sha256) = s.completed.ok_or_else(expired)?;
     let file_name = if s.file_name.is_empty() { name_hint.to_string() } else { s.file_name };
-    Ok(Content { tmp: TempFile::new(path), size, sha256, file_name, mime: s.mime })
+    Ok(Content { tmp: TempFile::new(path), size, sha256, file_name, mime: s.mime, via_upload_key: true })
 }

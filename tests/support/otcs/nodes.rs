@@ -231,6 +231,8 @@ pub struct Content {
     pub sha256: String,
     pub file_name: String,
     pub mime: String,
+    /// Came from a Large File Upload session (`upload_key`).
+    pub via_upload_key: bool,
 }
 
 /// Where the content will come from (checked before other validation, taken last).
@@ -239,9 +241,17 @@ pub enum Source {
     UploadKey(String),
 }
 
-/// Finds `file` or `upload_key` in the fields; neither → 400 `missing` text.
-pub fn source(f: &mut Fields, missing: &str) -> Result<Source, Response> {
-    let key = f.text.get("upload_key").filter(|k| !k.is_empty()).map(str::to_string);
+/// Finds `file` or `upload_key` (a plain field, or `body_key`: the key in the v2 `body` JSON) in
+/// the fields; neither → 400 `missing` text.
+/// Decision (UNVERIFIED): the v2 create takes `upload_key` in `body` (OAS lists it with the
+/// body's fields) and, as the emulator always did, also as a plain field beside `body`.
+pub fn source(f: &mut Fields, body_key: Option<&Value>, missing: &str) -> Result<Source, Response> {
+    let from_body = match body_key {
+        None | Some(Value::Null) => None,
+        Some(Value::String(k)) => Some(k.clone()),
+        Some(_) => return Err(error(400, "Invalid value for parameter 'upload_key'")),
+    };
+    let key = from_body.or_else(|| f.text.get("upload_key").map(str::to_string)).filter(|k| !k.is_empty());
     match (f.take_file("file"), key) {
         (Some(_), Some(_)) => Err(error(400, "Specify either 'file' or 'upload_key', not both.")),
         (Some(p), None) => Ok(Source::File(p)),
@@ -256,7 +266,7 @@ pub fn take_content(st: &mut State, src: Source, name_hint: &str) -> Result<Cont
         Source::File(p) => {
             let file_name = if p.file_name.is_empty() { name_hint.to_string() } else { p.file_name.clone() };
             let mime = guess_mime(&file_name, p.mime.as_deref());
-            Ok(Content { tmp: p.tmp, size: p.size, sha256: p.sha256, file_name, mime })
+            Ok(Content { tmp: p.tmp, size: p.size, sha256: p.sha256, file_name, mime, via_upload_key: false })
         }
         Source::UploadKey(k) => multipart_upload::take_completed(st, &k, name_hint),
     }
@@ -277,6 +287,7 @@ pub fn add_version(sh: &Shared, n: &mut Node, c: Content, description: &str) -> 
         description: description.to_string(),
         create_date: now.clone(),
         path,
+        via_upload_key: c.via_upload_key,
     });
     n.modify_date = now;
     Ok(number)
@@ -349,7 +360,11 @@ fn create_inner(sh: &Shared, f: &mut Fields) -> Result<(Response, bool), Respons
     if t != FOLDER && t != DOCUMENT {
         return Err(error(400, format!("Could not create a new {tn}")));
     }
-    let src = if t == DOCUMENT { Some(source(f, "Missing required parameter 'file'")?) } else { None };
+    let src = if t == DOCUMENT {
+        Some(source(f, body.get("upload_key"), "Missing required parameter 'file'")?)
+    } else {
+        None
+    };
     let mut st = sh.st();
     check_new_child(&st, parent_id, &name)?;
     let cats = match body.get("roles").and_then(|r| r.get("categories")) {
@@ -359,6 +374,10 @@ fn create_inner(sh: &Shared, f: &mut Fields) -> Result<(Response, bool), Respons
     if !CategoryValues::check_required(&st, &cats.applied, &cats.values) {
         return Err(invalid_spec());
     }
+    let classifications = match body.get("roles").and_then(|r| r.get("classifications")) {
+        None | Some(Value::Null) => vec![],
+        Some(c) => super::records::classifications_from_roles(&st, c)?,
+    };
     let id = st.alloc_id();
     let mut n = Node::new(id, parent_id, &name, t);
     n.description = str_of(body.get("description")).unwrap_or_default();
@@ -367,6 +386,7 @@ fn create_inner(sh: &Shared, f: &mut Fields) -> Result<(Response, bool), Respons
     n.external_source = str_of(body.get("external_source"));
     n.categories = cats.values;
     n.applied = cats.applied;
+    n.classifications = classifications;
     if let Some(src) = src {
         let c = take_content(&mut st, src, &name)?;
         add_version(sh, &mut n, c, "")?;

@@ -2,7 +2,7 @@
 //! segments, rotates the ticket, adds latency, and drops the connection when a handler asks to.
 
 use super::http::{DropConnection, Pairs, drain, dropped, error, percent_decode, with_retry_after};
-use super::{API_PREFIX, RequestRecord, Shared, auth, categories, faults, multipart_upload as lfu, nodes};
+use super::{API_PREFIX, RequestRecord, Shared, auth, categories, faults, multipart_upload as lfu, nodes, records};
 use super::{versions, workspaces as ws};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::HeaderValue;
@@ -80,6 +80,7 @@ async fn route(sh: &Arc<Shared>, segs: &[&str], req: Request) -> Response {
         }
         ("GET", [v, "nodes", id, "versions", n, "content"]) => versions::content(sh, *v == "v1", id, Some(n)),
         ("GET", ["v2", "nodes", id, "categories"]) => categories::list(sh, id),
+        ("GET", ["v1", "nodes", id, "classifications"]) => records::list(sh, id),
         ("POST", ["v2", "nodes", id, "categories"]) => categories::assign(sh, id, req).await,
         ("PUT", ["v2", "nodes", id, "categories", cat]) => categories::update(sh, id, cat, req).await,
         ("GET", ["v2", "multipart", "settings"]) => lfu::settings(sh),

@@ -17,9 +17,12 @@
 //!       "templates": [{"id": 20, "name": "Vendor Template", "subfolders": ["Contracts"]}]}],
 //!   "workspaces": [{"id": 3000, "name": "ACME Corp", "wksp_type_id": 10, "template_id": 20, "parent_id": null,
 //!       "bo_type": "LFA1", "bo_id": "V10001", "ext_system_id": "SAP",
-//!       "subfolders": [{"id": 3001, "name": "Contracts"}]}]
+//!       "subfolders": [{"id": 3001, "name": "Contracts"}]}],
+//!   "classifications": [{"id": 7000, "name": "Invoices RM class"}]
 //! }
 //! ```
+//! `classifications` are Records Management classification nodes (subtype 199) in the
+//! Classification volume (id 2099); a document's `roles.classifications.id` must name them.
 //! `folders` are the children of the Enterprise volume (id 2000), with fixed ids; `multipart.max_size`
 //! also caps direct `file` uploads; `threshold` is only reported (the size above which a client
 //! should switch to Large File Upload). A workspace without `parent_id` lives in its type's
@@ -52,6 +55,19 @@ pub struct Seed {
     pub workspace_types: Vec<SeedWorkspaceType>,
     #[serde(default)]
     pub workspaces: Vec<SeedWorkspace>,
+    #[serde(default)]
+    pub classifications: Vec<SeedClassification>,
+}
+
+/// Id of the Classification volume (subtype 198), the parent of every seeded classification.
+pub const CLASSIFICATION_VOLUME_ID: i64 = 2099;
+
+/// A Records Management classification (a node of subtype 199).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedClassification {
+    pub id: i64,
+    pub name: String,
 }
 
 /// A Content Server account accepted by `POST /v1/auth`.
@@ -269,6 +285,7 @@ impl Default for Seed {
                 ext_system_id: "SAP".into(),
                 subfolders: vec![folder(3001, "Contracts")],
             }],
+            classifications: vec![SeedClassification { id: 7000, name: "Invoices RM class".into() }],
         }
     }
 }
@@ -284,7 +301,7 @@ impl Seed {
 
     /// Consistency rules: unique node ids, known types and templates, existing locations.
     pub fn check(&self) -> anyhow::Result<()> {
-        let mut ids = BTreeSet::from([ENTERPRISE_ID]);
+        let mut ids = BTreeSet::from([ENTERPRISE_ID, CLASSIFICATION_VOLUME_ID]);
         fn walk(f: &[SeedFolder], ids: &mut BTreeSet<i64>) -> anyhow::Result<()> {
             for x in f {
                 anyhow::ensure!(x.id > 0 && ids.insert(x.id), "seed: duplicate or invalid node id {}", x.id);
@@ -310,6 +327,10 @@ impl Seed {
             if let Some(p) = w.parent_id {
                 anyhow::ensure!(folder_ids.contains(&p), "seed: workspace {} parent {p} is not a seeded folder", w.id);
             }
+        }
+        for c in &self.classifications {
+            anyhow::ensure!(c.id > 0 && ids.insert(c.id), "seed: duplicate or invalid node id {}", c.id);
+            anyhow::ensure!(!c.name.trim().is_empty(), "seed: classification {} has an empty name", c.id);
         }
         for t in &self.workspace_types {
             anyhow::ensure!(

@@ -1,6 +1,6 @@
 //! The emulator's repository: nodes (with versions and category values), tickets and upload sessions.
 
-use super::seed::{ENTERPRISE_ID, Seed, SeedCategory, SeedFolder, SeedWorkspaceType};
+use super::seed::{CLASSIFICATION_VOLUME_ID, ENTERPRISE_ID, Seed, SeedCategory, SeedFolder, SeedWorkspaceType};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -36,6 +36,8 @@ pub const FOLDER: i64 = 0;
 pub const DOCUMENT: i64 = 144;
 /// Subtype of a business workspace.
 pub const WORKSPACE: i64 = 848;
+/// Subtype of a Records Management classification.
+pub const CLASSIFICATION: i64 = 199;
 
 /// The registered name of a subtype, if any.
 pub fn type_name(t: i64) -> Option<&'static str> {
@@ -63,6 +65,8 @@ pub struct Version {
     pub description: String,
     pub create_date: String,
     pub path: PathBuf,
+    /// Came from a Large File Upload session.
+    pub via_upload_key: bool,
 }
 
 /// Business-object link of a workspace (`business_properties` in the API).
@@ -94,6 +98,8 @@ pub struct Node {
     pub categories: BTreeMap<String, Value>,
     pub applied: BTreeSet<i64>,
     pub business: Option<BusinessProperties>,
+    /// Records Management classification node ids (`roles.classifications.id`).
+    pub classifications: Vec<i64>,
 }
 
 impl Node {
@@ -115,6 +121,7 @@ impl Node {
             categories: BTreeMap::new(),
             applied: BTreeSet::new(),
             business: None,
+            classifications: vec![],
         }
     }
 }
@@ -174,6 +181,10 @@ impl State {
             }
         }
         walk(&mut st, ENTERPRISE_ID, &seed.folders);
+        st.insert(Node::new(CLASSIFICATION_VOLUME_ID, -1, "Classifications", 198));
+        for c in &seed.classifications {
+            st.insert(Node::new(c.id, CLASSIFICATION_VOLUME_ID, &c.name, CLASSIFICATION));
+        }
         for w in &seed.workspaces {
             let Some(t) = seed.workspace_types.iter().find(|t| t.wksp_type_id == w.wksp_type_id) else { continue };
             let mut n = Node::new(w.id, w.parent_id.unwrap_or(t.location_id), &w.name, WORKSPACE);
@@ -297,10 +308,12 @@ impl State {
                     mime: v.mime.clone(),
                     file_name: v.file_name.clone(),
                     description: v.description.clone(),
+                    via_upload_key: v.via_upload_key,
                 })
                 .collect(),
             categories: n.categories.clone(),
             business_properties: n.business.clone(),
+            classifications: n.classifications.clone(),
             modify_date: n.modify_date.clone(),
             external_create_date: n.external_create_date.clone(),
             external_modify_date: n.external_modify_date.clone(),

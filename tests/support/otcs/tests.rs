@@ -277,6 +277,29 @@ async fn opentext_emulator_large_file_upload() {
 }
 
 #[tokio::test]
+async fn opentext_emulator_rm_classifications_are_validated_and_recorded() {
+    let e = Emulator::start(Seed::default()).await;
+    let c = C::login(&e).await;
+    let class = |v: Value| json!({"roles": {"classifications": v}});
+    let (s, v) = c.doc(2001, "rm.pdf", b"%PDF", class(json!({"create_id": [], "id": [7000]}))).await;
+    assert_eq!(s, 200, "{v}");
+    let id = v["results"]["data"]["properties"]["id"].as_i64().expect("id");
+    assert_eq!(e.node(id).expect("node").classifications, vec![7000]);
+    let (s, v) = send(c.get(&format!("/v1/nodes/{id}/classifications"))).await;
+    assert_eq!((s, v["data"][0]["id"].as_i64(), v["data"][0]["type"].as_i64()), (200, Some(7000), Some(199)));
+    let (s, v) = c.doc(2001, "rm2.pdf", b"%PDF", class(json!({"id": [2001]}))).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (400, Some("Classification 2001 does not exist or is not a Classification (subtype 199)."))
+    );
+    for bad in [json!([7000]), json!({"id": 7000}), json!({"id": ["7000"]}), json!({}), json!({"ids": [7000]})] {
+        let (s, v) = c.doc(2001, "rm3.pdf", b"%PDF", class(bad.clone())).await;
+        assert_eq!((s, v["error"].as_str()), (400, Some("Invalid value for parameter 'classifications'")), "{bad}");
+    }
+    assert!(e.find_path("Invoices/rm2.pdf").is_none() && e.find_path("Invoices/rm3.pdf").is_none());
+}
+
+#[tokio::test]
 async fn opentext_emulator_workspaces() {
     let e = Emulator::start(Seed::default()).await;
     let c = C::login(&e).await;

@@ -1,7 +1,7 @@
 //! Document versions (add, list) and content download (latest or a given version, streamed).
 
 use super::Shared;
-use super::http::{FileLimits, error, json_reply, not_accessible, parse_bool, read_fields};
+use super::http::{FileLimits, dropped, error, json_reply, not_accessible, parse_bool, read_fields};
 use super::nodes::{add_version, source, take_content, version_json};
 use super::router::node_id;
 use super::state::DOCUMENT;
@@ -36,7 +36,7 @@ pub async fn add(sh: &Shared, v1: bool, id: &str, req: Request) -> Response {
         Ok(i) => i,
         Err(r) => return r,
     };
-    let src = match source(&mut f, "Missing required parameter 'File'") {
+    let src = match source(&mut f, None, "Missing required parameter 'File'") {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -60,11 +60,14 @@ pub async fn add(sh: &Shared, v1: bool, id: &str, req: Request) -> Response {
     }
     let mut props = st.properties(&n);
     st.nodes.insert(id, n);
-    if v1 {
-        return json_reply(200, json!({"id": id, "version_number": number}));
-    }
-    props.insert("version_number".into(), json!(number));
-    json_reply(200, json!({"links": {}, "results": {"data": {"properties": props}}, "version_number": number}))
+    drop(st);
+    let reply = if v1 {
+        json_reply(200, json!({"id": id, "version_number": number}))
+    } else {
+        props.insert("version_number".into(), json!(number));
+        json_reply(200, json!({"links": {}, "results": {"data": {"properties": props}}, "version_number": number}))
+    };
+    if sh.faults.take_after_version() { dropped(reply) } else { reply }
 }
 
 /// `GET /v{1,2}/nodes/{id}/content` and `/versions/{n}/content`: the bytes, streamed from disk.
