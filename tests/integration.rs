@@ -7,6 +7,7 @@ mod cli;
 mod crash;
 mod ftp;
 mod opentext;
+mod outbound;
 mod pipeline;
 mod security;
 mod sftp;

@@ -6,16 +6,16 @@ use crate::support::otcs::{Emulator, Seed};
 use crate::support::{Gateway, Options, text};
 
 /// The emulator on its own runtime (the harness and clients are blocking).
-struct Ecm {
-    emu: Emulator,
+pub(crate) struct Ecm {
+    pub(crate) emu: Emulator,
     /// Holds the password file the gateway reads at every start.
-    secrets: tempfile::TempDir,
+    pub(crate) secrets: tempfile::TempDir,
     /// Serves the emulator; dropped after it.
-    _rt: tokio::runtime::Runtime,
+    pub(crate) _rt: tokio::runtime::Runtime,
 }
 
 impl Ecm {
-    fn start() -> Ecm {
+    pub(crate) fn start() -> Ecm {
         Ecm::start_with(Seed::default())
     }
 
@@ -33,7 +33,7 @@ impl Ecm {
         Ecm::start_with(seed)
     }
 
-    fn folder_id(&self, path: &str) -> i64 {
+    pub(crate) fn folder_id(&self, path: &str) -> i64 {
         self.emu.find_path(path).unwrap_or_else(|| panic!("the seed has {path}")).id
     }
 }
@@ -42,7 +42,7 @@ impl Ecm {
 const LFU_PART: u64 = 8192;
 
 /// `[[targets]] otcs` for the emulator, with `extra` lines in `[targets.opentext]`.
-fn target(ecm: &Ecm, extra: &str) -> String {
+pub(crate) fn target(ecm: &Ecm, extra: &str) -> String {
     let secret = ecm.secrets.path().join("otcs.secret");
     std::fs::write(&secret, "wharf-pw\n").expect("secret");
     format!(
@@ -375,7 +375,7 @@ fn sessions_and_part(ecm: &Ecm, n: u64) -> (usize, Vec<u16>) {
 
 /// A target driven directly (no gateway): `[targets.opentext]` with the emulator's URL and
 /// password file, plus `opentext` lines.
-fn direct_target(ecm: &Ecm, opentext: &str) -> wharf::targets::opentext::OpenTextTarget {
+pub(crate) fn direct_target(ecm: &Ecm, opentext: &str) -> wharf::targets::opentext::OpenTextTarget {
     let secret = ecm.secrets.path().join("pw");
     std::fs::write(&secret, "wharf-pw\n").expect("secret");
     let text = format!(

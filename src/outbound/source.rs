@@ -28,7 +28,7 @@ pub enum SourceError {
         source: std::io::Error,
     },
     /// The connector failed.
-    #[error("Content Server: {0}")]
+    #[error("{0}")]
     Api(#[from] ApiError),
 }
 

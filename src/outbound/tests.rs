@@ -76,7 +76,9 @@ async fn a_scheduled_job_fires_at_its_time_in_its_zone_and_not_before() {
     let job = format!("schedule = \"0 6 * * *\"\ntime_zone = \"Europe/Berlin\"\n{DIR_SOURCE}");
     let ob = outbound(dir.path(), &job).await;
     write(dir.path(), "a.csv", b"1");
-    let berlin = |h, m, s| chrono_tz::Europe::Berlin.with_ymd_and_hms(2026, 12, 2, h, m, s).single().expect("valid").with_timezone(&Utc);
+    let berlin = |h, m, s| {
+        chrono_tz::Europe::Berlin.with_ymd_and_hms(2026, 12, 2, h, m, s).single().expect("valid").with_timezone(&Utc)
+    };
     let clock = Arc::new(ManualClock::new(berlin(5, 0, 0)));
     let stop = tokio_util::sync::CancellationToken::new();
     let task = tokio::spawn(scheduler::run(ob.clone(), clock.clone() as Arc<dyn Clock>, stop.clone()));
@@ -237,8 +239,11 @@ async fn a_staged_package_whose_file_is_lost_is_rolled_back_and_its_items_go_out
     write(dir.path(), "a.csv", b"a");
     stage_only(&ob, dir.path(), false).await;
     // a stray build of this job (a crash while packaging) is removed too
-    std::fs::write(dir.path().join("spool/outbound/acme").join(format!("{}stray", publish::build_prefix("daily"))), b"")
-        .ok();
+    std::fs::write(
+        dir.path().join("spool/outbound/acme").join(format!("{}stray", publish::build_prefix("daily"))),
+        b"",
+    )
+    .ok();
     let r = ob.run("daily", quiet()).await.expect("runs");
     assert_eq!(r.recovered, 0);
     assert_eq!(r.packages.len(), 1, "{}", r.summary());
