@@ -226,6 +226,10 @@ fn build_targets(config: &Config) -> Result<HashMap<String, Arc<dyn Target>>, St
                     crate::targets::opentext::OpenTextTarget::new(&t.name, (**cfg).clone())
                         .map_err(|e| format!("{}: target `{}`: {e}", config.source.display(), t.name))?,
                 ),
+                TargetKind::Dropbox(cfg) => Arc::new(
+                    crate::targets::dropbox::DropboxTarget::new(&t.name, (**cfg).clone())
+                        .map_err(|e| format!("{}: target `{}`: {e}", config.source.display(), t.name))?,
+                ),
             };
             Ok((t.name.clone(), target))
         })

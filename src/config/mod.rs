@@ -5,6 +5,7 @@
 //! `file:line:col: key: message` (the form `wharf check` prints), so an admin fixes a config in one pass.
 //! Loading touches the filesystem only to read referenced key files; it never creates anything.
 
+pub mod dropbox;
 pub mod jobs;
 mod locate;
 pub mod opentext;
@@ -124,6 +125,8 @@ pub enum TargetKind {
     },
     /// OpenText Extended ECM Content Server (and Business Workspaces).
     OpenText(Box<opentext::OpenTextConfig>),
+    /// Dropbox (API v2).
+    Dropbox(Box<dropbox::DropboxConfig>),
 }
 
 /// Where the durable state lives.
@@ -410,6 +413,22 @@ fn build(raw: &RawConfig, base: &Path, file: &Path, ck: &mut Checker<'_>) -> Con
             if t.kind != "opentext" && t.opentext.is_some() {
                 ck.report(&key.key("opentext"), format!("[targets.opentext] does not belong to a `{}` target", t.kind));
             }
+            if t.kind != "dropbox" && t.dropbox.is_some() {
+                ck.report(&key.key("dropbox"), format!("[targets.dropbox] does not belong to a `{}` target", t.kind));
+            }
+            if t.kind == "dropbox" {
+                return match &t.dropbox {
+                    Some(d) => dropbox::build(d, &key.key("dropbox"), base, ck)
+                        .map(|c| TargetConfig { name: t.name.clone(), kind: TargetKind::Dropbox(Box::new(c)) }),
+                    None => {
+                        ck.report(
+                            &key.key("type"),
+                            "a `dropbox` target needs a [targets.dropbox] table (app_key, ...)",
+                        );
+                        None
+                    }
+                };
+            }
             let kind = match (t.kind.as_str(), &t.root, &t.opentext) {
                 ("fs", Some(r), _) => Some(TargetKind::Fs { root: resolve(base, r) }),
                 ("fs", None, _) => {
@@ -427,7 +446,7 @@ fn build(raw: &RawConfig, base: &Path, file: &Path, ck: &mut Checker<'_>) -> Con
                     None
                 }
                 (other, _, _) => {
-                    ck.report(&key.key("type"), format!("unknown target type `{other}`; known: fs, opentext"));
+                    ck.report(&key.key("type"), format!("unknown target type `{other}`; known: fs, opentext, dropbox"));
                     None
                 }
             };

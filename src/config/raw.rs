@@ -59,13 +59,15 @@ pub struct RawPipeline {
 pub struct RawTarget {
     /// Name the rules use.
     pub name: String,
-    /// Connector type: `fs`, `opentext`.
+    /// Connector type: `fs`, `opentext`, `dropbox`.
     #[serde(rename = "type")]
     pub kind: String,
     /// fs: the folder documents are written under.
     pub root: Option<String>,
     /// opentext: `[targets.opentext]`.
     pub opentext: Option<super::opentext::RawOpenText>,
+    /// dropbox: `[targets.dropbox]`.
+    pub dropbox: Option<super::dropbox::RawDropbox>,
 }
 
 /// `[spool]`.

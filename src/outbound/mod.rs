@@ -231,13 +231,14 @@ impl Outbound {
             // The watermark may pass an item only once every item up to it is exported.
             let next_unexported = chunks.get(i + 1).and_then(|c| c.first()).map(|it| it.modified);
             let limit = [next_unexported, first_skipped].into_iter().flatten().min();
+            // Content Server items: the fingerprint is the server's own `modify_date` text, which
+            // the listing compares the watermark against; keep it as the server wrote it.
             let watermark = items
                 .iter()
-                .map(|it| it.modified)
-                .filter(|m| limit.is_none_or(|l| *m < l))
-                .max()
+                .filter(|it| limit.is_none_or(|l| it.modified < l))
+                .max_by_key(|it| it.modified)
                 .filter(|_| matches!(job.source, Source::OpenText { .. }))
-                .map(crate::spool::journal::timestamp);
+                .map(|it| it.fingerprint.clone());
             match job.cfg.format {
                 PackageFormat::Zip => {
                     seq += 1;
@@ -258,25 +259,23 @@ impl Outbound {
         Ok(report)
     }
 
-    fn new_package(&self, job: &Job, run_id: &str, path: String, built: &Built, items: usize) -> (NewPackage, String) {
+    fn new_package(job: &Job, run_id: &str, path: String, build_path: &str, built: &Built) -> NewPackage {
         let id = ulid::Ulid::generate().to_string();
-        let build_path = format!("{}{id}", publish::build_prefix(&job.cfg.name));
         let expires_at = job.cfg.retention.and_then(|r| chrono::Duration::from_std(r).ok()).map(|r| Utc::now() + r);
-        let p = NewPackage {
+        NewPackage {
             id,
             job: job.cfg.name.clone(),
             run_id: run_id.to_string(),
             owner: job.cfg.account.clone(),
             path,
-            build_path: build_path.clone(),
+            build_path: build_path.to_string(),
             size: built.size,
             sha256: built.sha256.clone(),
-            items,
+            items: built.entries.len(),
             ready_marker: job.cfg.ready_marker,
             delete_after_download: job.cfg.delete_after_download,
             expires_at,
-        };
-        (p, build_path)
+        }
     }
 
     fn rel(job: &Job, name: &str) -> String {
@@ -395,8 +394,7 @@ impl Outbound {
         watermark: Option<&str>,
     ) -> Result<Published, RunError> {
         let journal = self.spool.journal();
-        let (mut p, _) = self.new_package(job, run_id, path.clone(), built, built.entries.len());
-        p.build_path = tmp.to_string();
+        let p = Self::new_package(job, run_id, path.clone(), tmp, built);
         let cleanup = |why: String| {
             let _ = std::fs::remove_file(self.spool.outbound_dir(&job.cfg.account).join(tmp));
             RunError::Failed(why)
