@@ -150,6 +150,22 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         let targets = build_targets(&config).map_err(Error::Other)?;
         let pipeline = Arc::new(Pipeline::new(spool.clone(), rules, targets, &config));
         pipeline.start(p.workers, shutdown.clone(), &mut tasks).await.map_err(|e| Error::Spool(e.into()))?;
+        for poll in &config.polls {
+            let client = config
+                .targets
+                .iter()
+                .find_map(|t| match &t.kind {
+                    TargetKind::Dropbox(cfg) if t.name == poll.target => {
+                        Some(crate::targets::dropbox::client::Client::new(cfg))
+                    }
+                    _ => None,
+                })
+                .ok_or_else(|| Error::Other(format!("poll `{}`: no dropbox target `{}`", poll.name, poll.target)))?
+                .map_err(|e| Error::Other(format!("poll `{}`: target `{}`: {e}", poll.name, poll.target)))?;
+            let poller = crate::intake::poll::Poller::new(spool.clone(), poll.clone(), Arc::new(client));
+            tasks.spawn(poller.run(shutdown.clone()));
+            tracing::info!(poll = %poll.name, channel = %poll.channel, "polling source");
+        }
         for hf in &config.hot_folders {
             crate::intake::hotfolder::start(spool.clone(), hf.clone(), shutdown.clone()).map_err(Error::Other)?;
             tracing::info!(path = %hf.path.display(), channel = %hf.channel, "watching hot folder");
@@ -200,6 +216,16 @@ pub fn load_rules(config: &Config) -> Result<Option<Rules>, Error> {
                     p.rules_dir.join(format!("{channel}.toml")).display()
                 ));
             }
+        }
+    }
+    for p in &config.polls {
+        if rules.get(&p.channel).is_none() {
+            problems.push(format!(
+                "{}: poll {}: channel `{}` has no rule file",
+                config.source.display(),
+                p.name,
+                p.channel
+            ));
         }
     }
     for h in &config.hot_folders {

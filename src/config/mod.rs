@@ -9,6 +9,7 @@ pub mod dropbox;
 pub mod jobs;
 mod locate;
 pub mod opentext;
+pub mod polls;
 mod raw;
 
 pub use locate::{Checker, KeyPath, Seg, from_ignored, line_col, locate, parse_document, syntax_error};
@@ -84,6 +85,8 @@ pub struct Config {
     pub hot_folders: Vec<HotFolderConfig>,
     /// Scheduled outbound packages.
     pub jobs: Vec<jobs::JobConfig>,
+    /// Connector-fed channels.
+    pub polls: Vec<polls::PollConfig>,
 }
 
 /// A hot folder: an intake other than SFTP/FTP.
@@ -482,8 +485,10 @@ fn build(raw: &RawConfig, base: &Path, file: &Path, ck: &mut Checker<'_>) -> Con
         targets,
         hot_folders,
         jobs: Vec::new(),
+        polls: Vec::new(),
     };
     config.jobs = jobs::build(&raw.jobs, &config, base, ck);
+    config.polls = polls::build(&raw.polls, &config, ck);
     config
 }
 

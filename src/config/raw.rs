@@ -32,6 +32,9 @@ pub struct RawConfig {
     /// Scheduled outbound packages.
     #[serde(default)]
     pub jobs: Vec<super::jobs::RawJob>,
+    /// Connector-fed channels.
+    #[serde(default)]
+    pub polls: Vec<super::polls::RawPoll>,
 }
 
 /// `[[hot_folders]]`.

@@ -2,3 +2,4 @@
 //! hands the spool the same kind of transfer an upload does (same journal states, same rules).
 
 pub mod hotfolder;
+pub mod poll;

@@ -115,6 +115,7 @@ impl Pipeline {
                 sha256: row.sha256.clone().unwrap_or_default(),
                 received_at: row.received_at.clone().unwrap_or_default(),
                 protocol: row.protocol.clone(),
+                source: Default::default(),
             },
             sidecar: None,
             overrides: row.overrides.clone(),
@@ -141,6 +142,15 @@ impl Pipeline {
         };
         let Some(sidecar) = self.pair_sidecar(&row, ruleset.sidecar()).await else { return };
         let mut input = self.input(&row);
+        // Items of source polls carry `transfer.source.*` (uploads have none: skip the lookup).
+        if !matches!(row.protocol.as_str(), "sftp" | "ftp" | "ftps" | "hotfolder") {
+            let first = row.parent_id.as_deref().unwrap_or(&row.id);
+            match self.spool.journal().source_of(first).await {
+                Ok(Some(item)) => input.transfer.source = item.field_map(),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot read the transfer's source fields"),
+            }
+        }
         input.sidecar = sidecar;
         // Content and archive checks read the body: keep them off the async workers.
         let (snapshot, channel) = (rules.clone(), row.channel.clone());

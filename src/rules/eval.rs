@@ -70,6 +70,13 @@ impl Ctx<'_> {
             Var::Transfer(TransferField::Size) => {
                 self.size.map(|s| s.to_string()).ok_or_else(|| "the size is not known".into())
             }
+            Var::Source(k) => input.transfer.source.get(k).cloned().ok_or_else(|| {
+                if input.transfer.source.is_empty() {
+                    format!("`{v}`: this file did not come from a source poll")
+                } else {
+                    format!("`{v}`: the source gave no `{k}`")
+                }
+            }),
             Var::File(FileField::Name) => Ok(input.name.clone()),
             Var::File(FileField::Stem) => Ok(split_name(&input.name).0.to_string()),
             Var::File(FileField::Ext) => Ok(split_name(&input.name).1.to_string()),

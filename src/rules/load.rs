@@ -75,7 +75,7 @@ pub fn template(src: &str, key: &KeyPath, scope: &Scope<'_>, ck: &mut Checker<'_
                 }
                 Some(_) => {}
             },
-            Var::Account(_) | Var::Transfer(_) | Var::File(_) => {}
+            Var::Account(_) | Var::Transfer(_) | Var::Source(_) | Var::File(_) => {}
         }
     }
     Some(t)

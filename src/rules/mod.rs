@@ -272,8 +272,11 @@ pub struct Transfer {
     pub sha256: String,
     /// When the upload completed, RFC 3339.
     pub received_at: String,
-    /// How it arrived: `sftp`, `ftp`, `ftps`, `hotfolder`, ...
+    /// How it arrived: `sftp`, `ftp`, `ftps`, `hotfolder`, `dropbox`, ...
     pub protocol: String,
+    /// What its source said about it (`{transfer.source.X}`): path, id, rev, modified, ...;
+    /// empty for uploads.
+    pub source: BTreeMap<String, String>,
 }
 
 /// The decision for one file.

@@ -152,6 +152,11 @@ impl RuleSet {
                 sha256: field("sha256", hex::encode(Sha256::digest(&bytes))),
                 received_at: field("received_at", "2026-01-15T09:30:00Z".into()),
                 protocol: field("protocol", "sftp".into()),
+                source: t
+                    .transfer
+                    .iter()
+                    .filter_map(|(k, v)| k.strip_prefix("source.").map(|k| (k.to_string(), v.clone())))
+                    .collect(),
             },
             sidecar: t.sidecar.clone(),
             overrides: t.overrides.clone(),

@@ -24,6 +24,8 @@ pub enum Var {
     Account(String),
     /// A transfer field.
     Transfer(TransferField),
+    /// A field of the item's source (`{transfer.source.path}`), for connector-fed channels.
+    Source(String),
     /// A part of the file name.
     File(FileField),
     /// A metadata field computed earlier.
@@ -87,6 +89,7 @@ impl fmt::Display for Var {
             Var::Capture(c) => write!(f, "{{{c}}}"),
             Var::Account(a) => write!(f, "{{account.{a}}}"),
             Var::Transfer(t) => write!(f, "{{transfer.{}}}", t.name()),
+            Var::Source(s) => write!(f, "{{transfer.source.{s}}}"),
             Var::File(FileField::Name) => f.write_str("{file.name}"),
             Var::File(FileField::Stem) => f.write_str("{file.stem}"),
             Var::File(FileField::Ext) => f.write_str("{file.ext}"),
@@ -120,8 +123,11 @@ fn parse_var(name: &str) -> Result<Var, String> {
         None => bad("not a placeholder name (letters, digits and `_`)"),
         Some(("account", a)) if is_ident(a) => Ok(Var::Account(a.to_string())),
         Some(("meta", m)) if is_ident(m) => Ok(Var::Meta(m.to_string())),
+        Some(("transfer", t)) if t.strip_prefix("source.").is_some_and(is_ident) => {
+            Ok(Var::Source(t["source.".len()..].to_string()))
+        }
         Some(("transfer", t)) => TransferField::parse(t).map(Var::Transfer).ok_or_else(|| {
-            format!("`{{{name}}}`: unknown transfer field; use one of {}", TransferField::NAMES.join(", "))
+            format!("`{{{name}}}`: unknown transfer field; use one of {}, or source.X", TransferField::NAMES.join(", "))
         }),
         Some(("file", "name")) => Ok(Var::File(FileField::Name)),
         Some(("file", "stem")) => Ok(Var::File(FileField::Stem)),
@@ -299,5 +305,14 @@ mod tests {
         assert_eq!(split_name("a.b.pdf"), ("a.b", "pdf"));
         assert_eq!(split_name("README"), ("README", ""));
         assert_eq!(split_name(".hidden"), (".hidden", ""));
+    }
+
+    #[test]
+    fn source_fields_of_polled_items_are_placeholders() {
+        let t = Template::parse("{transfer.source.folder}/{file.name}").expect("parses");
+        let vars: Vec<String> = t.vars().map(ToString::to_string).collect();
+        assert_eq!(vars, ["{transfer.source.folder}", "{file.name}"]);
+        assert!(Template::parse("{transfer.source.}").unwrap_err().contains("unknown transfer field"));
+        assert!(Template::parse("{transfer.source.a-b}").unwrap_err().contains("source.X"));
     }
 }

@@ -36,6 +36,7 @@ fn input(name: &str, body: &[u8]) -> Input {
             sha256: "abc".into(),
             received_at: "2026-01-01T00:00:00Z".into(),
             protocol: "sftp".into(),
+            source: Default::default(),
         },
         ..Input::default()
     }

@@ -13,8 +13,10 @@ use std::time::Duration;
 
 mod outbound;
 mod sidecar;
+mod source;
 
 pub use outbound::{JobState, NewPackage, PackageRow};
+pub use source::SourceItem;
 
 /// Journal errors (a database that cannot be opened or written).
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +100,27 @@ CREATE TABLE job_items (
     package_id  TEXT NOT NULL,
     PRIMARY KEY (job, item, fingerprint)
 );
+",
+    // Source polls: each poll's cursor, and which source item (at which revision) became which
+    // transfer, with the item's fields and whether its write-back was done.
+    r"
+CREATE TABLE source_state (
+    poll        TEXT PRIMARY KEY,
+    cursor      TEXT,
+    polled_at   TEXT,
+    last_result TEXT
+);
+CREATE TABLE source_items (
+    poll        TEXT NOT NULL,
+    item        TEXT NOT NULL,
+    rev         TEXT NOT NULL,
+    transfer_id TEXT NOT NULL,
+    fields      TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    written_back TEXT,
+    PRIMARY KEY (poll, item, rev)
+);
+CREATE INDEX source_items_by_transfer ON source_items (transfer_id);
 ",
 ];
 

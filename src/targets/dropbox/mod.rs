@@ -16,6 +16,7 @@
 pub mod batch;
 pub mod client;
 pub mod hash;
+pub mod listing;
 
 use super::{Conflict, Delivery, Document, Receipt, Target};
 use crate::config::dropbox::DropboxConfig;

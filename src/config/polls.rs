@@ -1,0 +1,166 @@
+//! `[[polls]]`: connector-fed channels. A poll asks a source (a Dropbox folder) for what changed
+//! since its cursor, on an interval, and turns each new or changed file into a transfer of its
+//! channel, exactly as an upload would be; after the outcome it can write back to the source.
+//!
+//! ```toml
+//! [[polls]]
+//! name = "dropbox-final"
+//! channel = "contracts"
+//! account = "dropbox-intake"       # whose attributes the rules see
+//! every_secs = 60
+//! [polls.source]
+//! type = "dropbox"
+//! target = "dropbox"               # a `dropbox` target: its connection is used
+//! path = "/Projects"
+//! recursive = true
+//! name = '^/Projects/[^/]+/Final/[^/]+$'   # regex over the file's path
+//! [polls.write_back]
+//! delivered = "filed"              # move into this folder beside the file (or an absolute path)
+//! excepted = "rejected"
+//! ```
+
+use super::{Checker, KeyPath, TargetKind, is_valid_name};
+use regex::Regex;
+use serde::Deserialize;
+use std::time::Duration;
+
+/// `[[polls]]` as written.
+#[derive(Debug, Deserialize)]
+pub struct RawPoll {
+    /// Name (journal, logs).
+    pub name: String,
+    /// The channel its items become transfers of.
+    pub channel: String,
+    /// The account the items are attributed to.
+    pub account: String,
+    /// Seconds between polls.
+    pub every_secs: Option<u64>,
+    /// `[polls.source]`.
+    pub source: RawPollSource,
+    /// `[polls.write_back]`.
+    #[serde(default)]
+    pub write_back: RawWriteBack,
+}
+
+/// `[polls.source]`.
+#[derive(Debug, Deserialize)]
+pub struct RawPollSource {
+    /// `dropbox`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The target whose connection is used.
+    pub target: String,
+    /// Folder.
+    pub path: String,
+    /// Include subfolders.
+    #[serde(default)]
+    pub recursive: bool,
+    /// Regex over the file's path.
+    pub name: Option<String>,
+}
+
+/// `[polls.write_back]`.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawWriteBack {
+    /// Folder to move a delivered file into.
+    pub delivered: Option<String>,
+    /// Folder to move an excepted file into.
+    pub excepted: Option<String>,
+}
+
+/// A validated poll.
+#[derive(Debug, Clone)]
+pub struct PollConfig {
+    /// Name.
+    pub name: String,
+    /// Channel.
+    pub channel: String,
+    /// Account.
+    pub account: String,
+    /// Interval.
+    pub every: Duration,
+    /// Target (connection).
+    pub target: String,
+    /// Folder.
+    pub path: String,
+    /// Include subfolders.
+    pub recursive: bool,
+    /// Path filter.
+    pub name_filter: Option<Regex>,
+    /// Move delivered files here (relative: beside the file).
+    pub on_delivered: Option<String>,
+    /// Move excepted files here.
+    pub on_excepted: Option<String>,
+}
+
+fn folder(raw: &Option<String>, key: &KeyPath, ck: &mut Checker<'_>) -> Option<String> {
+    let f = raw.as_ref()?.trim_end_matches('/').to_string();
+    if f.is_empty() || f.split('/').any(|c| c == ".." || c == ".") || f.chars().any(char::is_control) {
+        ck.report(key, "must be a folder name (`filed`) or an absolute path (`/Archive/filed`), without `.` or `..`");
+        return None;
+    }
+    Some(f)
+}
+
+/// Validates every `[[polls]]` entry.
+pub fn build(raw: &[RawPoll], config: &super::Config, ck: &mut Checker<'_>) -> Vec<PollConfig> {
+    let mut names = std::collections::HashSet::new();
+    raw.iter()
+        .enumerate()
+        .filter_map(|(i, p)| {
+            let key = KeyPath::root().key("polls").index(i);
+            let before = ck.problems.len();
+            if !is_valid_name(&p.name) || !names.insert(p.name.clone()) {
+                ck.report(&key.key("name"), format!("`{}` is not a valid, unique poll name", p.name));
+            }
+            if !is_valid_name(&p.channel) {
+                ck.report(&key.key("channel"), format!("`{}` is not a valid channel name", p.channel));
+            }
+            if config.account(&p.account).is_none() {
+                ck.report(&key.key("account"), format!("no account named `{}`", p.account));
+            }
+            if config.pipeline.is_none() {
+                ck.report(&key.key("channel"), "a poll needs [pipeline]: nothing would process its items");
+            }
+            let every = p.every_secs.unwrap_or(60);
+            if every == 0 {
+                ck.report(&key.key("every_secs"), "must be at least 1");
+            }
+            let sk = key.key("source");
+            if p.source.kind != "dropbox" {
+                ck.report(&sk.key("type"), format!("unknown source type `{}`; use `dropbox`", p.source.kind));
+            } else if !config
+                .targets
+                .iter()
+                .any(|t| t.name == p.source.target && matches!(t.kind, TargetKind::Dropbox(_)))
+            {
+                ck.report(&sk.key("target"), format!("no `dropbox` target named `{}` in [[targets]]", p.source.target));
+            }
+            if !p.source.path.is_empty() && !p.source.path.starts_with('/') {
+                ck.report(&sk.key("path"), "must be an absolute Dropbox folder (`/Projects`), or empty for the root");
+            }
+            let name_filter =
+                p.source.name.as_ref().and_then(|r| {
+                    Regex::new(r).map_err(|e| ck.report(&sk.key("name"), format!("not a regex: {e}"))).ok()
+                });
+            let wk = key.key("write_back");
+            let on_delivered = folder(&p.write_back.delivered, &wk.key("delivered"), ck);
+            let on_excepted = folder(&p.write_back.excepted, &wk.key("excepted"), ck);
+            if ck.problems.len() != before {
+                return None;
+            }
+            Some(PollConfig {
+                name: p.name.clone(),
+                channel: p.channel.clone(),
+                account: p.account.clone(),
+                every: Duration::from_secs(every),
+                target: p.source.target.clone(),
+                path: p.source.path.trim_end_matches('/').to_string(),
+                recursive: p.source.recursive,
+                name_filter,
+                on_delivered,
+                on_excepted,
+            })
+        })
+        .collect()
+}
