@@ -22,7 +22,9 @@ mod meta;
 mod pages;
 mod paging;
 mod router;
+mod search;
 mod seed;
+mod spaces;
 mod state;
 
 #[cfg(test)]

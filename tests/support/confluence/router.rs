@@ -3,7 +3,7 @@
 
 use super::auth::{self, Form};
 use super::http::{Api, DropConnection, Pairs, drain, dropped, error, iso, path_decode, set_header};
-use super::{Ctx, RequestRecord, Shared, attachments, cql, faults, meta, pages};
+use super::{Ctx, RequestRecord, Shared, attachments, faults, meta, pages, search, spaces};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::Method;
 use axum::response::Response;
@@ -122,8 +122,8 @@ async fn route(ctx: &Ctx, segs: &[&str], req: Request) -> Response {
     let method = req.method().as_str().to_string();
     let q = Pairs::parse(req.uri().query().unwrap_or(""));
     match (method.as_str(), segs) {
-        ("GET", ["api", "v2", "spaces"]) => pages::spaces(ctx, &q),
-        ("GET", ["api", "v2", "spaces", id]) => pages::space(ctx, id),
+        ("GET", ["api", "v2", "spaces"]) => spaces::spaces(ctx, &q),
+        ("GET", ["api", "v2", "spaces", id]) => spaces::space(ctx, id),
         ("GET", ["api", "v2", "spaces", id, "pages"]) => pages::space_pages(ctx, id, &q),
         ("GET", ["api", "v2", "pages"]) => pages::all_pages(ctx, &q),
         ("POST", ["api", "v2", "pages"]) => pages::create(ctx, &q, req).await,
@@ -136,7 +136,7 @@ async fn route(ctx: &Ctx, segs: &[&str], req: Request) -> Response {
         ("PUT", ["api", "v2", "pages", id, "properties", pid]) => meta::update_property(ctx, id, pid, req).await,
         ("DELETE", ["api", "v2", "pages", id, "properties", pid]) => meta::delete_property(ctx, id, pid),
         ("GET", ["api", "v2", "pages", id, "attachments"]) => attachments::list(ctx, id, &q),
-        ("GET", ["rest", "api", "content", "search"]) => cql::search(ctx, &q),
+        ("GET", ["rest", "api", "content", "search"]) => search::search(ctx, &q),
         ("GET", ["rest", "api", "content", id, "label"]) => meta::v1_labels(ctx, id),
         ("POST", ["rest", "api", "content", id, "label"]) => meta::add_labels(ctx, id, req).await,
         ("POST", ["rest", "api", "content", id, "child", "attachment"]) => {

@@ -224,6 +224,8 @@ async fn confluence_emulator_cql_search() {
     assert_eq!(v["results"].as_array().map(Vec::len), Some(1));
     let (_, v) = send(search("label = approved AND lastmodified > \"2024-03-01 00:00\"")).await;
     assert_eq!(v["results"].as_array().map(Vec::len), Some(1));
+    let (_, v) = send(search("label = approved AND lastmodified >= \"2024-03-04T15:30:00Z\"")).await;
+    assert_eq!(v["results"].as_array().map(Vec::len), Some(1));
     let (_, v) = send(search("space = TPL OR label = runbook")).await;
     assert_eq!(v["results"].as_array().map(Vec::len), Some(3), "TPL home, the template, the runbook");
     for bad in
@@ -320,6 +322,9 @@ async fn confluence_emulator_attachments() {
         (s, v["results"][0]["version"]["number"].as_u64(), v["results"][0]["id"].as_str()),
         (200, Some(2), Some(att.as_str()))
     );
+    let fresh = Form::new().text("minorEdit", "false").part("file", file("new.pdf", b"new"));
+    let (s, v) = send(c.put(&url).header("X-Atlassian-Token", "nocheck").multipart(fresh)).await;
+    assert_eq!((s, v["results"][0]["version"]["number"].as_u64()), (200, Some(1)), "PUT creates a missing one");
     let view = e.page(&id).expect("page");
     let a = view.attachments.iter().find(|a| a.title == "report.pdf").expect("attachment");
     assert_eq!((a.version, a.size, a.sha256.clone()), (2, 16, hex::encode(Sha256::digest(b"%PDF version two"))));
