@@ -53,7 +53,8 @@ async fn main() -> anyhow::Result<()> {
         let pages = emu.pages_in(&s.key);
         println!("space {} {} \"{}\" ({} pages)", s.id, s.key, s.name, pages.len());
         for p in pages {
-            println!("  page {} \"{}\" v{} labels [{}]", p.id, p.title, p.version, p.labels.join(", "));
+            let hidden = if p.restricted { " (restricted: 404 for the API user)" } else { "" };
+            println!("  page {} \"{}\" v{} labels [{}]{hidden}", p.id, p.title, p.version, p.labels.join(", "));
         }
     }
     tokio::signal::ctrl_c().await?;

@@ -59,6 +59,8 @@ pub struct PageView {
     pub parent_id: Option<String>,
     pub version: u32,
     pub body_storage: String,
+    /// The API user may not see it (404 everywhere, absent from lists and searches).
+    pub restricted: bool,
     /// Label names (lowercase), in the order they were added.
     pub labels: Vec<String>,
     /// Content properties, key → value.

@@ -303,6 +303,7 @@ impl State {
             parent_id: p.parent_id.map(|x| x.to_string()),
             version: p.version.number,
             body_storage: p.body.clone(),
+            restricted: p.restricted,
             labels: p.labels.iter().map(|l| l.name.clone()).collect(),
             properties: p.properties.iter().map(|x| (x.key.clone(), x.value.clone())).collect(),
             attachments: p
