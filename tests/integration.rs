@@ -5,6 +5,7 @@ mod support;
 
 mod cli;
 mod crash;
+mod dropbox;
 mod ftp;
 mod opentext;
 mod outbound;
