@@ -48,13 +48,14 @@ fn spool_name(name: &str) -> String {
 
 fn fields(poll: &PollConfig, f: &Listed) -> BTreeMap<String, String> {
     let folder = f.path.rsplit_once('/').map(|(d, _)| d.to_string()).unwrap_or_default();
+    let dirs = folder.clone();
     [
         ("poll", poll.name.clone()),
         ("system", "dropbox".to_string()),
         ("id", f.id.clone()),
         ("rev", f.rev.clone()),
         ("path", f.path.clone()),
-        ("folder", folder),
+        ("folder", dirs),
         ("name", f.name.clone()),
         ("size", f.size.to_string()),
         ("modified", f.server_modified.clone()),
@@ -63,6 +64,9 @@ fn fields(poll: &PollConfig, f: &Listed) -> BTreeMap<String, String> {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
+    // `dir1`, `dir2`, ...: the folders of the path, so rules can take a business key from it
+    // (`/Projects/V10001/Final/x.pdf` has `dir2 = V10001`)
+    .chain(folder.split('/').filter(|c| !c.is_empty()).enumerate().map(|(i, c)| (format!("dir{}", i + 1), c.to_string())))
     .collect()
 }
 
