@@ -36,6 +36,8 @@ mod write;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_uploads;
 
 pub use faults::Faults;
 #[allow(unused_imports)]
