@@ -185,8 +185,10 @@ struct Entry {
 
 /// `upload_session/finish_batch_v2` (RPC) `{"entries": [UploadSessionFinishArg, ≤ 1000]}` →
 /// `{"entries": [{".tag": "success", ..FileMetadata} | {".tag": "failure", "failure": ..}]}` in
-/// order. One namespace write for the whole batch (429 for the whole call if the lock is taken);
-/// every session must be closed, else `lookup_failed/not_closed`.
+/// order. One namespace write for the whole batch; every session must be closed, else
+/// `lookup_failed/not_closed`. Decision (UNVERIFIED): when the write lock is taken the whole call
+/// answers 429 `too_many_write_operations` (one write, so one answer) rather than every entry
+/// failing with `too_many_write_operations`.
 pub async fn finish_batch(sh: &Arc<Shared>, route: &str, v: Value) -> Response {
     let parsed = (|| {
         let a = Arg::new(&v, route, "request body")?;

@@ -200,6 +200,11 @@ async fn dropbox_emulator_list_folder_paging_continue_reset() {
             ("deleted".into(), "/Projects/V10001/Drafts/Contract-2026-001-draft.docx".into())
         ]
     );
+    let (s, _) = send(c.rpc("files/list_folder/continue", json!({"cursor": "garbage"}))).await;
+    assert_eq!(s, 400);
+    let forged = format!("AAH{}", hex::encode(r#"{"e":1,"p":"","r":true,"d":false,"s":0,"l":0}"#));
+    let (s, _) = send(c.rpc("files/list_folder/continue", json!({"cursor": forged}))).await;
+    assert_eq!(s, 400);
     e.reset_cursors();
     let (s, v) = send(c.rpc("files/list_folder/continue", json!({"cursor": v["cursor"]}))).await;
     assert_eq!((s, v["error"][".tag"].as_str()), (409, Some("reset")));
