@@ -52,7 +52,9 @@ pub struct Seed {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SeedFile {
+    /// Display path, e.g. `/Projects/V10001/Final/Contract-2026-001.pdf`.
     pub path: String,
+    /// Text content (stored as UTF-8 bytes).
     pub content: String,
 }
 
