@@ -42,7 +42,8 @@ impl Cursor {
     }
 
     fn decode(s: &str) -> Option<Cursor> {
-        serde_json::from_slice(&hex::decode(s.strip_prefix("AAH")?).ok()?).ok()
+        let c: Cursor = serde_json::from_slice(&hex::decode(s.strip_prefix("AAH")?).ok()?).ok()?;
+        (1..=2000).contains(&c.l).then_some(c)
     }
 }
 

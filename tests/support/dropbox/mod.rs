@@ -36,6 +36,8 @@ mod write;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_uploads;
 
 pub use faults::Faults;
 #[allow(unused_imports)]
@@ -56,20 +58,26 @@ pub struct Emulator {
 /// Inspection view of a file (what a test asserts on).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileView {
+    /// `id:...`, kept across overwrites and moves.
     pub id: String,
+    /// The cased path, e.g. `/Projects/V10001/Final/Contract-2026-001.pdf`.
     pub path_display: String,
+    /// Hex revision; changes with every write (and move).
     pub rev: String,
+    /// Size in bytes.
     pub size: u64,
     /// Dropbox content hash (lowercase hex).
     pub content_hash: String,
     /// Plain SHA-256 of the content (lowercase hex).
     pub sha256: String,
+    /// `client_modified` as stored (`%Y-%m-%dT%H:%M:%SZ`).
     pub client_modified: String,
 }
 
 /// One request as the server saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestRecord {
+    /// `POST` or `GET`.
     pub method: String,
     /// e.g. `/2/files/upload`, `/oauth2/token`.
     pub path: String,

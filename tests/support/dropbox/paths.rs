@@ -92,7 +92,8 @@ pub fn is_under(p: &str, dir: &str) -> bool {
 
 /// The `n`-th autorename alternative of a display path (`n` from 2 for `add`/`overwrite`, "document
 /// (2).txt"; from 1 for `update`, "document (conflicted copy).txt", then "(conflicted copy 2)").
-/// The extension is kept for files; folders get the suffix at the end.
+/// The extension is kept for files; folders get the suffix at the end. Decision (UNVERIFIED):
+/// folders and moves autorename like `add` ("name (2)").
 pub fn alternative(p: &str, n: u32, conflicted: bool, is_file: bool) -> String {
     let dir = parent(p);
     let base = name(p);

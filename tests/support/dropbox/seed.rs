@@ -39,7 +39,8 @@ pub struct Seed {
     pub write_lock_wait_ms: u64,
     /// How long a commit holds the write lock.
     pub commit_ms: u64,
-    /// Upload sessions older than this answer `not_found`.
+    /// Upload sessions older than this answer `not_found`. Decision (UNVERIFIED): 7 days as in
+    /// TARGETS.md; older SPEC versions say 48 hours.
     pub session_ttl_secs: u64,
     /// Empty folders to create (display paths).
     pub folders: Vec<String>,
@@ -51,7 +52,9 @@ pub struct Seed {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SeedFile {
+    /// Display path, e.g. `/Projects/V10001/Final/Contract-2026-001.pdf`.
     pub path: String,
+    /// Text content (stored as UTF-8 bytes).
     pub content: String,
 }
 

@@ -200,14 +200,16 @@ pub async fn append(sh: &Arc<Shared>, route: &str, arg: Value, body: Body) -> Re
         let mut st = sh.st();
         match lookup(&mut st, &id, sh.session_ttl, true) {
             Err(l) => Err(l),
-            Ok(s) if s.closed => Err(void("closed")),
+            // A concurrent session's closing append may overtake earlier pieces: after it, only
+            // pieces below the end it fixed are accepted.
+            Ok(s) if s.closed && (!s.concurrent || close || offset >= s.size) => Err(void("closed")),
             Ok(s) if s.concurrent && offset % BLOCK as u64 != 0 => Err(void("concurrent_session_invalid_offset")),
             Ok(s) if !s.concurrent && offset != s.size => {
                 Err(json!({".tag": "incorrect_offset", "correct_offset": s.size}))
             }
             Ok(s) => {
                 s.busy = !s.concurrent;
-                Ok((s.blob.clone(), s.concurrent, s.size, s.hasher.take()))
+                Ok((s.blob.clone(), s.concurrent, s.size, s.hasher.clone()))
             }
         }
     };
@@ -218,15 +220,13 @@ pub async fn append(sh: &Arc<Shared>, route: &str, arg: Value, body: Body) -> Re
             return lookup_reply(&l, false);
         }
     };
-    let before = hasher.clone();
-    let res = append_data(&blob, offset, body, route, hasher.as_mut()).await;
+    let _busy = Busy { sh, id: id.clone() };
+    let res = append_data(&blob, offset, !concurrent, body, route, hasher.as_mut()).await;
     let mut st = sh.st();
     let Some(s) = st.sessions.get_mut(&id) else { return void_error("not_found") };
-    s.busy = false;
     let r = match res {
         Ok(r) => r,
         Err(resp) => {
-            s.hasher = before;
             rollback(&blob, concurrent, old_size);
             return resp;
         }
@@ -235,13 +235,14 @@ pub async fn append(sh: &Arc<Shared>, route: &str, arg: Value, body: Body) -> Re
         Some(resp)
     } else if concurrent && !close && r.size % BLOCK as u64 != 0 {
         Some(void_error("concurrent_session_invalid_data_size"))
+    } else if concurrent && s.closed && offset + r.size > s.size {
+        Some(void_error("closed"))
     } else if offset + r.size > MAX_SESSION {
         Some(void_error("too_large"))
     } else {
         None
     };
     if let Some(resp) = fail {
-        s.hasher = before;
         rollback(&blob, concurrent, old_size);
         return resp;
     }
@@ -254,14 +255,32 @@ pub async fn append(sh: &Arc<Shared>, route: &str, arg: Value, body: Body) -> Re
         s.size += r.size;
         s.hasher = hasher;
     }
-    s.closed = close;
+    s.closed |= close;
     json_reply(200, Value::Null)
 }
 
-/// Writes a request's data into a session blob at `offset` (appending for sequential sessions).
+/// Clears a sequential session's `busy` flag when the request ends, however it ends (a client
+/// that goes away mid-body must not leave the session blocked). Declare it before taking the
+/// state lock in the same scope, so the lock is released first.
+pub struct Busy<'a> {
+    pub sh: &'a Shared,
+    pub id: String,
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        if let Some(s) = self.sh.st().sessions.get_mut(&self.id) {
+            s.busy = false;
+        }
+    }
+}
+
+/// Writes a request's data into a session blob at `offset`; `truncate` (sequential sessions) first
+/// cuts the blob to `offset`, dropping whatever a failed or abandoned request left behind.
 pub async fn append_data(
     blob: &std::path::Path,
     offset: u64,
+    truncate: bool,
     body: Body,
     route: &str,
     hasher: Option<&mut Hasher>,
@@ -269,6 +288,9 @@ pub async fn append_data(
     use tokio::io::AsyncSeekExt;
     let io_err = |e: std::io::Error| super::http::plain(500, format!("could not store the upload: {e}"));
     let mut f = tokio::fs::OpenOptions::new().write(true).open(blob).await.map_err(io_err)?;
+    if truncate {
+        f.set_len(offset).await.map_err(io_err)?;
+    }
     f.seek(std::io::SeekFrom::Start(offset)).await.map_err(io_err)?;
     receive(body, &mut f, route, hasher).await
 }

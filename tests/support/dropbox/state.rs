@@ -276,8 +276,9 @@ impl State {
     }
 
     /// Changes in a scope since `since`, oldest first, at most `limit`: `(entries, cursor, has_more)`.
-    /// Deleted entries come only after a first page (`since > 0`) or with `include_deleted`. A
-    /// recursive listing of a folder includes the folder itself.
+    /// Deleted entries come only after a first page (`since > 0`) or with `include_deleted`.
+    /// Decision (UNVERIFIED): a recursive listing of a folder includes the folder itself (as
+    /// Dropbox's does); a non-recursive one only its children.
     pub fn changes(
         &self,
         scope: &str,
@@ -307,6 +308,7 @@ impl State {
             }
         }
         found.sort_by_key(|(s, _)| *s);
+        let limit = limit.max(1);
         if found.len() > limit {
             let cursor = found[limit - 1].0;
             found.truncate(limit);
