@@ -266,3 +266,12 @@ fn dropbox_a_polled_folder_feeds_a_channel_once_across_a_kill_9_with_write_back(
     let row = gw.in_state("excepted").pop().expect("excepted");
     assert_eq!(row.protocol, "dropbox");
 }
+
+#[test]
+fn dropbox_example_config_and_its_rules_pass_check_and_their_tests() {
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/dropbox.example.toml");
+    for args in [vec!["check", "--config", config], vec!["rules", "test", "--config", config]] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_wharf")).args(&args).output().expect("wharf runs");
+        assert!(out.status.success(), "{args:?}: {}", crate::support::text(&out));
+    }
+}

@@ -66,7 +66,9 @@ fn fields(poll: &PollConfig, f: &Listed) -> BTreeMap<String, String> {
     .map(|(k, v)| (k.to_string(), v))
     // `dir1`, `dir2`, ...: the folders of the path, so rules can take a business key from it
     // (`/Projects/V10001/Final/x.pdf` has `dir2 = V10001`)
-    .chain(folder.split('/').filter(|c| !c.is_empty()).enumerate().map(|(i, c)| (format!("dir{}", i + 1), c.to_string())))
+    .chain(
+        folder.split('/').filter(|c| !c.is_empty()).enumerate().map(|(i, c)| (format!("dir{}", i + 1), c.to_string())),
+    )
     .collect()
 }
 

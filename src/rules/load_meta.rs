@@ -256,8 +256,12 @@ pub fn build_tests(raw: &RawRules, entries: &[Entry], metadata: &Metadata, ck: &
         let mut attributes = t.account.clone();
         let account_name = attributes.remove("name").unwrap_or_else(|| "test-account".into());
         for f in t.transfer.keys() {
-            if !["id", "sha256", "received_at", "protocol"].contains(&f.as_str()) {
-                ck.report(&k.key("transfer").key(f), "not a transfer field; use id, sha256, received_at or protocol");
+            let source_field = f.strip_prefix("source.").is_some_and(super::template::is_ident);
+            if !source_field && !["id", "sha256", "received_at", "protocol"].contains(&f.as_str()) {
+                ck.report(
+                    &k.key("transfer").key(f),
+                    "not a transfer field; use id, sha256, received_at, protocol or source.X",
+                );
             }
         }
         if t.sidecar.is_some() && t.sidecar_raw.is_some() {
