@@ -275,3 +275,46 @@ fn dropbox_example_config_and_its_rules_pass_check_and_their_tests() {
         assert!(out.status.success(), "{args:?}: {}", crate::support::text(&out));
     }
 }
+
+#[test]
+fn dropbox_an_outbound_job_publishes_its_package_into_a_dropbox_folder_once() {
+    let dbx = Dbx::start();
+    let extra = format!(
+        "{}\n[[jobs]]\nname = \"to-dropbox\"\naccount = \"acme\"\n[jobs.source]\ntype = \"dir\"\npath = \"exports\"\n\
+         [jobs.destination]\ntype = \"dropbox\"\ntarget = \"dbx\"\nfolder = \"exports/ACME\"\n",
+        dbx.target_toml("")
+    );
+    let gw = Gateway::start(Options { extra, ..Options::default() });
+    std::fs::create_dir_all(gw.dir.path().join("exports")).expect("mkdir");
+    let sha = random_file(&gw.dir.path().join("exports/catalogue.csv"), 50_000, 77);
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_wharf"))
+            .args(["outbound", "run", "to-dropbox", "--config"])
+            .arg(&gw.config)
+            .output()
+            .expect("wharf runs")
+    };
+    // Dropbox failing: the run fails, nothing is there, nothing is marked exported
+    dbx.emu.faults().fail_next(20, 503);
+    let failed = run();
+    assert!(!failed.status.success(), "{}", crate::support::text(&failed));
+    assert!(dbx.emu.list("/wharf/exports").is_empty());
+    dbx.emu.faults().reset();
+    let out = run();
+    assert!(out.status.success(), "{}", crate::support::text(&out));
+    let files = dbx.emu.list("/wharf/exports/ACME");
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].path_display.ends_with("-0001.zip") || files[0].path_display.ends_with("-0002.zip"), "{files:?}");
+    let zip_bytes = dbx.emu.content(&files[0].path_display).expect("content");
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(zip_bytes)).expect("a zip");
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut zip.by_name("catalogue.csv").expect("entry"), &mut body).expect("read");
+    assert_eq!(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body)), sha);
+    assert!(zip.by_name("manifest.json").is_ok());
+    let again = run();
+    assert!(String::from_utf8_lossy(&again.stdout).contains("nothing new"), "{}", crate::support::text(&again));
+    assert_eq!(dbx.emu.list("/wharf/exports/ACME").len(), 1);
+    assert!(gw.audit().iter().any(|e| e["event"] == "package_published"
+        && e["path"].as_str().is_some_and(|p| p.starts_with("dropbox:/wharf/exports/ACME/"))));
+    assert!(std::fs::read_dir(gw.spool().join("outbound/acme")).map(|d| d.count()).unwrap_or(0) == 0, "no build left");
+}

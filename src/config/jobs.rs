@@ -32,6 +32,20 @@ pub struct RawJob {
     /// `[jobs.package]`.
     #[serde(default)]
     pub package: RawPackage,
+    /// `[jobs.destination]`: a connector instead of the account's outbound box.
+    pub destination: Option<RawDestination>,
+}
+
+/// `[jobs.destination]`.
+#[derive(Debug, Deserialize)]
+pub struct RawDestination {
+    /// `dropbox`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The target whose connection is used.
+    pub target: String,
+    /// Folder under the target's root.
+    pub folder: Option<String>,
 }
 
 /// `[jobs.source]`.
@@ -112,6 +126,17 @@ pub struct JobConfig {
     pub retention: Option<Duration>,
     /// Remove after a complete download.
     pub delete_after_download: bool,
+    /// Publish to a Dropbox folder instead of the account's box.
+    pub dropbox: Option<DropboxDestination>,
+}
+
+/// A Dropbox folder packages are published into.
+#[derive(Debug, Clone)]
+pub struct DropboxDestination {
+    /// The `dropbox` target.
+    pub target: String,
+    /// Folder under the target's root (`/`-separated, may be empty).
+    pub folder: String,
 }
 
 /// Where a job's items come from.
@@ -235,6 +260,46 @@ fn build_source(
     }
 }
 
+fn build_destination(
+    d: &RawDestination,
+    j: &RawJob,
+    key: &KeyPath,
+    config: &super::Config,
+    ck: &mut Checker<'_>,
+) -> Option<DropboxDestination> {
+    let dk = key.key("destination");
+    if d.kind != "dropbox" {
+        ck.report(
+            &dk.key("type"),
+            format!("unknown destination type `{}`; use `dropbox` (or leave it out for the account's box)", d.kind),
+        );
+        return None;
+    }
+    if !config.targets.iter().any(|t| t.name == d.target && matches!(t.kind, TargetKind::Dropbox(_))) {
+        ck.report(&dk.key("target"), format!("no `dropbox` target named `{}` in [[targets]]", d.target));
+        return None;
+    }
+    let folder = d.folder.as_deref().unwrap_or("").trim_matches('/').to_string();
+    if folder.split('/').any(|c| c == "." || c == ".." || c.chars().any(char::is_control)) {
+        ck.report(&dk.key("folder"), "must be a folder under the target's root, without `.` or `..`");
+        return None;
+    }
+    let pk = key.key("package");
+    for (field, set) in [
+        ("ready_marker", j.package.ready_marker),
+        ("retention_days", j.package.retention_days.is_some()),
+        ("delete_after_download", j.package.delete_after_download),
+    ] {
+        if set {
+            ck.report(&pk.key(field), format!("`{field}` applies to outbound boxes, not to a Dropbox destination"));
+        }
+    }
+    if j.folder.is_some() {
+        ck.report(&key.key("folder"), "with a [jobs.destination], give the folder there");
+    }
+    Some(DropboxDestination { target: d.target.clone(), folder })
+}
+
 /// Validates every `[[jobs]]` entry; each problem names its key.
 pub fn build(raw: &[RawJob], config: &super::Config, base: &Path, ck: &mut Checker<'_>) -> Vec<JobConfig> {
     let mut names = std::collections::HashSet::new();
@@ -266,13 +331,17 @@ pub fn build(raw: &[RawJob], config: &super::Config, base: &Path, ck: &mut Check
                     })
                     .ok()
             });
+            let dropbox = j.destination.as_ref().and_then(|d| build_destination(d, j, &key, config, ck));
             if config.account(&j.account).is_none() {
                 ck.report(&key.key("account"), format!("no account named `{}`", j.account));
-            } else if !config.accounts.iter().any(|a| {
-                a.mounts.iter().any(|m| {
-                    matches!(&m.kind, super::BoxKind::Outbound { owner } if *owner == j.account) && m.permissions.read
+            } else if j.destination.is_none()
+                && !config.accounts.iter().any(|a| {
+                    a.mounts.iter().any(|m| {
+                        matches!(&m.kind, super::BoxKind::Outbound { owner } if *owner == j.account)
+                            && m.permissions.read
+                    })
                 })
-            }) {
+            {
                 ck.report(
                     &key.key("account"),
                     format!(
@@ -374,6 +443,7 @@ pub fn build(raw: &[RawJob], config: &super::Config, base: &Path, ck: &mut Check
                 ready_marker: j.package.ready_marker,
                 retention,
                 delete_after_download: j.package.delete_after_download,
+                dropbox,
             })
         })
         .collect()

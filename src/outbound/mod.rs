@@ -23,7 +23,9 @@ use crate::config::Config;
 use crate::config::jobs::{JobConfig, PackageFormat};
 use crate::spool::Spool;
 use crate::spool::journal::{NewPackage, PackageRow};
+use crate::targets::dropbox::DropboxTarget;
 use crate::targets::opentext::client::Client;
+use crate::targets::{Conflict, Delivery, Document, Target};
 use chrono::Utc;
 use naming::NameVars;
 use package::{Built, ManifestHead};
@@ -111,6 +113,8 @@ impl Progress for Quiet {
 pub struct Outbound {
     spool: Arc<Spool>,
     jobs: BTreeMap<String, Arc<Job>>,
+    /// Connections of the Dropbox targets jobs publish to.
+    dropbox: BTreeMap<String, Arc<DropboxTarget>>,
 }
 
 struct JobLock(#[allow(dead_code)] std::fs::File);
@@ -145,6 +149,16 @@ impl Outbound {
                 clients.insert(t.name.clone(), Arc::new(client));
             }
         }
+        let mut dropbox = BTreeMap::new();
+        for t in &config.targets {
+            if let crate::config::TargetKind::Dropbox(cfg) = &t.kind
+                && config.jobs.iter().any(|j| j.dropbox.as_ref().is_some_and(|d| d.target == t.name))
+            {
+                let target =
+                    DropboxTarget::new(&t.name, (**cfg).clone()).map_err(|e| format!("target `{}`: {e}", t.name))?;
+                dropbox.insert(t.name.clone(), Arc::new(target));
+            }
+        }
         let mut jobs = BTreeMap::new();
         for j in &config.jobs {
             let partner = config
@@ -154,7 +168,7 @@ impl Outbound {
             let source = Source::of(&j.source, &clients)?;
             jobs.insert(j.name.clone(), Arc::new(Job { cfg: j.clone(), source, partner }));
         }
-        Ok(Self { spool, jobs })
+        Ok(Self { spool, jobs, dropbox })
     }
 
     /// The jobs, by name.
@@ -202,7 +216,9 @@ impl Outbound {
     async fn run_locked(&self, job: &Job, run_id: &str, progress: &Arc<dyn Progress>) -> Result<RunReport, RunError> {
         let fail = |e: String| RunError::Failed(e);
         let name = job.cfg.name.as_str();
+        let remote = self.recover_remote(job).await.map_err(fail)?;
         let (recovered, _) = publish::recover(&self.spool, name, &[job.cfg.account.as_str()]).await.map_err(fail)?;
+        let recovered = recovered + remote;
         let journal = self.spool.journal();
         let state = journal.job_state(name).await.map_err(|e| fail(e.to_string()))?;
         let listed = job.source.list(state.watermark.as_deref()).await.map_err(|e| fail(e.to_string()))?;
@@ -421,22 +437,100 @@ impl Outbound {
             removed_at: None,
             removed_why: None,
         };
-        if let Err(e) = publish::place(&self.spool, &row) {
+        let placed = match &job.cfg.dropbox {
+            Some(_) => self.upload_remote(job, &row).await,
+            None => publish::place(&self.spool, &row).map_err(|e| e.to_string()),
+        };
+        if let Err(e) = placed {
             let _ = journal.unstage_package(&p.id).await;
             return Err(cleanup(format!("publishing {path}: {e}")));
         }
         journal.mark_published(&p.id).await.map_err(|e| RunError::Failed(e.to_string()))?;
-        self.spool.audit().record(
-            publish::event("package_published", &row).reason(&format!("job {}: {} item(s)", job.cfg.name, p.items)),
-        );
+        let mut event =
+            publish::event("package_published", &row).reason(&format!("job {}: {} item(s)", job.cfg.name, p.items));
+        if let Some((target, destination)) = self.remote(job, &row) {
+            event = event.path(&format!("dropbox:{}", target.path_of(&destination)));
+        }
+        self.spool.audit().record(event);
         tracing::info!(path = %path, size = p.size, sha256 = %p.sha256, items = p.items, "package published");
         Ok(Published { path, size: p.size, sha256: p.sha256, items: p.items })
+    }
+
+    /// The Dropbox target and the destination of a package of a job that publishes there.
+    fn remote(&self, job: &Job, row: &PackageRow) -> Option<(Arc<DropboxTarget>, String)> {
+        let d = job.cfg.dropbox.as_ref()?;
+        let target = self.dropbox.get(&d.target)?.clone();
+        let name = row.path.rsplit('/').next().unwrap_or(&row.path);
+        let dest = if d.folder.is_empty() { name.to_string() } else { format!("{}/{name}", d.folder) };
+        Some((target, dest))
+    }
+
+    /// Uploads a built package to its Dropbox destination (the commit of a closed upload
+    /// session is atomic there: the file appears whole or not at all), then drops the build.
+    async fn upload_remote(&self, job: &Job, row: &PackageRow) -> Result<(), String> {
+        let (target, destination) = self.remote(job, row).ok_or("the job's Dropbox target has no connection")?;
+        let body = publish::box_path(&self.spool, &row.owner, &row.build_path).map_err(|e| e.to_string())?;
+        let doc = Document {
+            transfer_id: row.id.clone(),
+            body: body.clone(),
+            destination: destination.clone(),
+            sha256: row.sha256.clone(),
+            size: u64::try_from(row.size).unwrap_or(0),
+            account: row.owner.clone(),
+            channel: format!("job:{}", row.job),
+            metadata: BTreeMap::new(),
+            conflict: Conflict::Reject,
+        };
+        match target.deliver(&doc).await {
+            Delivery::Delivered(r) => {
+                tracing::info!(path = %r.path, already = r.already_delivered, "package uploaded to Dropbox");
+                let _ = std::fs::remove_file(&body);
+                Ok(())
+            }
+            Delivery::Retry(why) | Delivery::Except(why) => {
+                Err(format!("Dropbox {}: {why}", target.path_of(&destination)))
+            }
+        }
+    }
+
+    /// Staged packages of a Dropbox job: uploaded again when the build is still there
+    /// (idempotent by content hash), published when Dropbox has the file, else rolled back.
+    async fn recover_remote(&self, job: &Job) -> Result<usize, String> {
+        if job.cfg.dropbox.is_none() {
+            return Ok(0);
+        }
+        let journal = self.spool.journal();
+        let mut finished = 0;
+        for row in journal.pending_packages(&job.cfg.name).await.map_err(|e| e.to_string())? {
+            let build = publish::box_path(&self.spool, &row.owner, &row.build_path).map_err(|e| e.to_string())?;
+            let (target, destination) = self.remote(job, &row).ok_or("the job's Dropbox target has no connection")?;
+            let there = if build.exists() {
+                self.upload_remote(job, &row).await?;
+                true
+            } else {
+                target.exists(&destination).await.map_err(|e| e.to_string())?
+            };
+            if there {
+                journal.mark_published(&row.id).await.map_err(|e| e.to_string())?;
+                self.spool.audit().record(
+                    publish::event("package_published", &row).reason("finished by recovery after an interruption"),
+                );
+                finished += 1;
+            } else {
+                journal.unstage_package(&row.id).await.map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(finished)
     }
 
     /// Finishes or rolls back what interrupted runs of every job left (start-up).
     pub async fn recover_all(&self) {
         for job in self.jobs.values() {
             let Ok(Some(_lock)) = lock(&self.spool, &job.cfg.name) else { continue };
+            if let Err(e) = self.recover_remote(job).await {
+                tracing::warn!(job = %job.cfg.name, error = %e, "outbound recovery failed; the next run retries");
+                continue;
+            }
             if let Err(e) = publish::recover(&self.spool, &job.cfg.name, &[job.cfg.account.as_str()]).await {
                 tracing::warn!(job = %job.cfg.name, error = %e, "outbound recovery failed; the next run retries");
             }

@@ -49,7 +49,17 @@ impl DropboxTarget {
         &self.client
     }
 
-    fn path_of(&self, destination: &str) -> String {
+    /// Whether a file is at `destination` (under the root): the recovery of an interrupted
+    /// outbound publish asks this.
+    ///
+    /// # Errors
+    /// The classified failure.
+    pub async fn exists(&self, destination: &str) -> Result<bool, ApiError> {
+        Ok(self.existing(&self.path_of(destination)).await?.is_some())
+    }
+
+    /// The full Dropbox path of a destination under the root.
+    pub fn path_of(&self, destination: &str) -> String {
         format!("{}/{}", self.cfg.root, destination.trim_start_matches('/'))
     }
 
