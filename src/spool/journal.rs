@@ -1,5 +1,5 @@
-//! The journal: one row per transfer in SQLite (WAL, `synchronous=FULL`), the source of truth for
-//! what has been received and what state it is in.
+//! The journal: one row per transfer in SQLite (WAL, `synchronous=NORMAL`, durable commits
+//! fsynced in groups), the source of truth for what has been received and what state it is in.
 //!
 //! Plain SQL with positional parameters only, so the same statements can later run on PostgreSQL
 //! for several nodes. Claims and state changes are single conditional `UPDATE`s (`... WHERE state = ?`),
@@ -8,10 +8,14 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{FromRow, Row};
-use std::path::Path;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 mod sidecar;
+
+use super::barrier::Barrier;
 
 /// Journal errors (a database that cannot be opened or written).
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +23,9 @@ pub enum Error {
     /// The database reported an error.
     #[error("journal: {0}")]
     Db(#[from] sqlx::Error),
+    /// The write-ahead log could not be fsynced, so a commit is not known to be durable.
+    #[error("journal: cannot fsync the write-ahead log")]
+    Sync(#[source] Arc<io::Error>),
 }
 
 /// Ordered schema migrations; `PRAGMA user_version` records how many have run.
@@ -186,6 +193,21 @@ pub fn timestamp(t: DateTime<Utc>) -> String {
 #[derive(Clone, Debug)]
 pub struct Journal {
     pool: SqlitePool,
+    /// The database file and its write-ahead log (`<db>-wal`), which durable commits fsync.
+    files: Arc<(PathBuf, PathBuf)>,
+    /// Group commit: concurrent durable commits share one fsync of the write-ahead log.
+    wal_sync: Arc<Barrier>,
+}
+
+/// fdatasync of the write-ahead log, which holds every commit not yet checkpointed. Without a
+/// log (the last connection closed, which checkpoints into the database and syncs it before it
+/// removes the log), the database file is synced instead, which is then merely redundant.
+fn sync_wal(files: &(PathBuf, PathBuf)) -> io::Result<()> {
+    match std::fs::File::open(&files.1) {
+        Ok(wal) => wal.sync_data(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::File::open(&files.0)?.sync_data(),
+        Err(e) => Err(e),
+    }
 }
 
 impl Journal {
@@ -208,8 +230,17 @@ impl Journal {
         // losers of the write lock sleep in its busy handler (1, 2, 5 … 100 ms); measured with 16
         // uploading sessions and 4 workers (benches/small-files), that was most of the time. With one
         // connection, statements queue in the pool instead, without sleeping.
-        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(opts).await?;
-        let journal = Self { pool };
+        // Kept open for good: closing it would checkpoint and remove the write-ahead log.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(opts)
+            .await?;
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let files = Arc::new((path.to_path_buf(), PathBuf::from(wal)));
+        let journal = Self { pool, files, wal_sync: Arc::new(Barrier::new()) };
         journal.migrate().await?;
         Ok(journal)
     }
@@ -226,19 +257,26 @@ impl Journal {
         Ok(())
     }
 
-    /// Runs one statement as a durable commit: `synchronous = FULL` for it, so the WAL is fsynced
-    /// before it returns (covering every earlier commit too). For the commits that a client is
-    /// told about or that a file move depends on: `received`, `excepted`, resubmits.
+    /// Runs one statement as a durable commit: once it returns, the commit (and every one before
+    /// it) survives a power loss. For the commits that a client is told about or that a file move
+    /// depends on: `received`, `excepted`, resubmits.
+    ///
+    /// The statement runs like any other (`synchronous = NORMAL`: in the write-ahead log, not yet
+    /// fsynced), then waits at the group-commit barrier for an fdatasync of the log that started
+    /// after the commit returned (see [`Barrier`]): concurrent durable commits share that one
+    /// fsync, and the single connection is not held while the disk flushes.
     async fn execute_durable<'q>(
         &self,
         q: sqlx::query::Query<'q, sqlx::Sqlite, <sqlx::Sqlite as sqlx::Database>::Arguments>,
     ) -> Result<sqlx::sqlite::SqliteQueryResult, Error> {
-        let mut conn = self.pool.acquire().await?;
-        sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
-        let r = q.execute(&mut *conn).await;
-        let back = sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await;
-        let r = r?;
-        back?;
+        let r = q.execute(&self.pool).await?;
+        let files = self.files.clone();
+        self.wal_sync
+            .wait(|| async move {
+                tokio::task::spawn_blocking(move || sync_wal(&files)).await.map_err(io::Error::other)?
+            })
+            .await
+            .map_err(Error::Sync)?;
         Ok(r)
     }
 

@@ -21,6 +21,7 @@
 //! An upload abandoned while the gateway runs (client gone) is aborted the same way by [`Upload`]'s
 //! `Drop`. Two uploads of one name are two transfers; nothing is ever overwritten in `inbound/`.
 
+pub mod barrier;
 pub mod journal;
 pub mod writer;
 
