@@ -13,7 +13,8 @@
 //! 1. First byte: a `receiving` row is inserted and `tmp/<ulid>.part` created.
 //! 2. Bytes stream to the temporary file through [`writer::BodyWriter`] (SHA-256 on the fly).
 //! 3. Completion (SFTP CLOSE, end of FTP STOR): fsync file → rename into `inbound/` → fsync folder →
-//!    `receiving → received` committed. Only then is the client told "ok".
+//!    `receiving → received` committed and the journal's log fsynced. Only then is the client told
+//!    "ok". Concurrent uploads share the folder and log fsyncs ([`barrier`]), never skip them.
 //!
 //! A crash before step 3's commit leaves a `receiving` row: [`Spool::recover`] removes its body
 //! (wherever it got to) and marks it `aborted`, which is right because the client was never
@@ -27,6 +28,7 @@ pub mod writer;
 
 use crate::audit::{Audit, Event};
 use crate::config::SpoolConfig;
+use barrier::FolderSyncs;
 use journal::{Journal, NewTransfer, State};
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -67,6 +69,8 @@ pub struct Spool {
     audit: Arc<Audit>,
     /// Wakes idle pipeline workers when a transfer is committed.
     received: tokio::sync::Notify,
+    /// Concurrent commits into one folder share its fsync.
+    folders: FolderSyncs,
 }
 
 /// Who is uploading, for the journal and the audit trail.
@@ -114,7 +118,13 @@ impl Spool {
             fs::create_dir_all(parent).map_err(io_err(format!("create {}", parent.display())))?;
         }
         let journal = Journal::open(&cfg.journal).await?;
-        Ok(Arc::new(Self { root: cfg.root.clone(), journal, audit, received: tokio::sync::Notify::new() }))
+        Ok(Arc::new(Self {
+            root: cfg.root.clone(),
+            journal,
+            audit,
+            received: tokio::sync::Notify::new(),
+            folders: FolderSyncs::new(),
+        }))
     }
 
     /// The spool's root folder.
@@ -317,9 +327,12 @@ impl Upload {
             Dest::File { path, exclusive } => (path.clone(), *exclusive, false),
         };
         let place = final_path.clone();
-        tokio::task::spawn_blocking(move || place_durably(&tmp, &place, exclusive))
+        let dir = tokio::task::spawn_blocking(move || place_body(&tmp, &place, exclusive))
             .await
             .map_err(|e| Error::Io { what: "commit".into(), source: io::Error::other(e) })??;
+        // The new name must survive a crash before the commit: fsync the folder, shared with the
+        // uploads committing into it at the same time.
+        self.spool.folders.sync(&dir).await.map_err(io_err("commit"))?;
         if is_transfer {
             match self.spool.journal.mark_received(&self.id, written.size, &written.sha256).await {
                 Ok(true) => {}
@@ -343,9 +356,9 @@ impl Upload {
     }
 }
 
-/// fsync is done by the writer; this renames (or links, when exclusive) into place and fsyncs the
-/// destination folder so that the new name itself survives a crash.
-fn place_durably(tmp: &Path, dest: &Path, exclusive: bool) -> Result<(), Error> {
+/// fsync is done by the writer; this renames (or links, when exclusive) into place and returns the
+/// destination folder, which the caller must fsync so that the new name itself survives a crash.
+fn place_body(tmp: &Path, dest: &Path, exclusive: bool) -> Result<PathBuf, Error> {
     let dir = dest.parent().ok_or_else(|| Error::Io {
         what: format!("place {}", dest.display()),
         source: io::Error::other("no parent folder"),
@@ -357,8 +370,7 @@ fn place_durably(tmp: &Path, dest: &Path, exclusive: bool) -> Result<(), Error> 
     } else {
         fs::rename(tmp, dest).map_err(io_err(format!("place {}", dest.display())))?;
     }
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(format!("fsync {}", dir.display())))?;
-    Ok(())
+    Ok(dir.to_path_buf())
 }
 
 impl Drop for Upload {
