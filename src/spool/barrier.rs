@@ -35,11 +35,45 @@ struct Round {
     outcome: OnceLock<Result<(), Arc<io::Error>>>,
 }
 
-/// Coalesces concurrent syncs of one file or folder; see the module documentation.
+/// The rounds of one barrier: the open one, which the next sync will cover.
+#[derive(Debug, Default)]
+struct Rounds {
+    open: Mutex<Arc<Round>>,
+}
+
+type Outcome = Result<(), Arc<io::Error>>;
+
+impl Rounds {
+    /// Joins the open round (after the caller's write has returned).
+    fn join(&self) -> Arc<Round> {
+        self.open.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// With the leader lock held: the outcome of `mine` if decided, else closes the open round
+    /// (whoever joins from now on waits for the next sync) and returns it. Normally that is
+    /// `mine`; after a cancelled leader it is a later round, which the coming sync covers too.
+    fn decided_or_close(&self, mine: &Round) -> Result<Outcome, Arc<Round>> {
+        if let Some(outcome) = mine.outcome.get() {
+            return Ok(outcome.clone());
+        }
+        Err(std::mem::take(&mut *self.open.lock().unwrap_or_else(PoisonError::into_inner)))
+    }
+
+    /// Publishes a sync's outcome to the rounds it covered.
+    fn publish(mine: &Round, closed: &Round, outcome: io::Result<()>) -> Outcome {
+        let outcome = outcome.map_err(Arc::new);
+        for round in [mine, closed] {
+            let _ = round.outcome.set(outcome.clone());
+        }
+        outcome
+    }
+}
+
+/// Coalesces concurrent syncs of one file or folder for async callers; see the module
+/// documentation.
 #[derive(Debug, Default)]
 pub struct Barrier {
-    /// The round that the next sync will cover.
-    open: Mutex<Arc<Round>>,
+    rounds: Rounds,
     /// Held by a round's leader while it syncs; FIFO, so members are answered in order.
     leader: tokio::sync::Mutex<()>,
 }
@@ -50,44 +84,61 @@ impl Barrier {
         Self::default()
     }
 
-    fn take_open(&self) -> Arc<Round> {
-        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        std::mem::take(&mut *open)
-    }
-
     /// Returns once a `sync` that started after this call began has succeeded (shared with
     /// concurrent callers), or with the error of the sync that covered this call. Call it only
     /// after the write that must become durable has returned.
     ///
     /// # Errors
     /// The sync that covered this caller failed (every caller it covered gets the error).
-    pub async fn wait<F, Fut>(&self, sync: F) -> Result<(), Arc<io::Error>>
+    pub async fn wait<F, Fut>(&self, sync: F) -> Outcome
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = io::Result<()>>,
     {
-        let mine = self.open.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let mine = self.rounds.join();
         let _lead = self.leader.lock().await;
-        if let Some(outcome) = mine.outcome.get() {
-            return outcome.clone();
+        match self.rounds.decided_or_close(&mine) {
+            Ok(outcome) => outcome,
+            Err(closed) => Rounds::publish(&mine, &closed, sync().await),
         }
-        // Close the open round: whoever joins from now on waits for the next sync. Normally that
-        // is `mine`; after a cancelled leader it is a later round, which this sync covers too.
-        let closed = self.take_open();
-        let outcome = sync().await.map_err(Arc::new);
-        for round in [&mine, &closed] {
-            let _ = round.outcome.set(outcome.clone());
-        }
-        outcome
     }
 }
 
-/// fsync of folders through one [`Barrier`] per folder: concurrent renames or links into the same
-/// folder share one fsync of it.
+/// The same as [`Barrier`] for callers on blocking threads (the sync runs on the leader's thread).
+#[derive(Debug, Default)]
+pub struct BlockingBarrier {
+    rounds: Rounds,
+    leader: Mutex<()>,
+}
+
+impl BlockingBarrier {
+    /// A barrier with no sync pending.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Blocks until a `sync` that started after this call began has succeeded (shared with
+    /// concurrent callers), or returns the error of the sync that covered this call. Call it only
+    /// after the write that must become durable has returned. Not from an async task.
+    ///
+    /// # Errors
+    /// The sync that covered this caller failed (every caller it covered gets the error).
+    pub fn wait(&self, sync: impl FnOnce() -> io::Result<()>) -> Outcome {
+        let mine = self.rounds.join();
+        let _lead = self.leader.lock().unwrap_or_else(PoisonError::into_inner);
+        match self.rounds.decided_or_close(&mine) {
+            Ok(outcome) => outcome,
+            Err(closed) => Rounds::publish(&mine, &closed, sync()),
+        }
+    }
+}
+
+/// fsync of folders through one [`BlockingBarrier`] per folder: concurrent renames or links into
+/// the same folder share one fsync of it. For blocking threads (where the renames happen).
 #[derive(Debug, Default)]
 pub struct FolderSyncs {
     /// Barriers of the folders being synced right now (removed when nobody uses them).
-    barriers: Mutex<HashMap<PathBuf, Arc<Barrier>>>,
+    barriers: Mutex<HashMap<PathBuf, Arc<BlockingBarrier>>>,
 }
 
 impl FolderSyncs {
@@ -96,24 +147,17 @@ impl FolderSyncs {
         Self::default()
     }
 
-    /// Returns once an fsync of `dir` that started after this call began has succeeded. Call it
+    /// Blocks until an fsync of `dir` that started after this call began has succeeded. Call it
     /// after the rename, link or unlink in `dir` that must survive a power loss.
     ///
     /// # Errors
     /// The fsync covering this call failed, or `dir` cannot be opened.
-    pub async fn sync(&self, dir: &Path) -> io::Result<()> {
+    pub fn sync(&self, dir: &Path) -> io::Result<()> {
         let barrier = {
             let mut map = self.barriers.lock().unwrap_or_else(PoisonError::into_inner);
             map.entry(dir.to_path_buf()).or_default().clone()
         };
-        let owned = dir.to_path_buf();
-        let outcome = barrier
-            .wait(|| async move {
-                tokio::task::spawn_blocking(move || std::fs::File::open(&owned)?.sync_all())
-                    .await
-                    .map_err(io::Error::other)?
-            })
-            .await;
+        let outcome = barrier.wait(|| std::fs::File::open(dir)?.sync_all());
         drop(barrier);
         {
             // Forget the folder's barrier once nobody else holds it, so the map stays small.
@@ -240,24 +284,54 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn folder_syncs_sync_and_forget_their_barriers() {
+    #[test]
+    fn blocking_callers_share_syncs_and_a_failure_reaches_every_caller_it_covered() {
+        for fail in [false, true] {
+            let barrier = Arc::new(BlockingBarrier::new());
+            let calls = Arc::new(AtomicUsize::new(0));
+            let held = barrier.leader.lock().expect("lock");
+            let threads: Vec<_> = (0..10)
+                .map(|_| {
+                    let (b, c) = (barrier.clone(), calls.clone());
+                    std::thread::spawn(move || {
+                        b.wait(|| {
+                            c.fetch_add(1, Ordering::SeqCst);
+                            std::thread::sleep(Duration::from_millis(20));
+                            if fail { Err(io::Error::other("disk on fire")) } else { Ok(()) }
+                        })
+                    })
+                })
+                .collect();
+            std::thread::sleep(Duration::from_millis(50));
+            drop(held);
+            for t in threads {
+                let r = t.join().expect("thread");
+                assert_eq!(r.is_err(), fail, "{r:?}");
+            }
+            assert_eq!(calls.load(Ordering::SeqCst), 1, "all ten joined one round");
+        }
+    }
+
+    #[test]
+    fn folder_syncs_sync_and_forget_their_barriers() {
         let dir = tempfile::tempdir().expect("tmp");
         let syncs = Arc::new(FolderSyncs::new());
-        let mut tasks = tokio::task::JoinSet::new();
-        for i in 0..20 {
-            let (s, d) = (syncs.clone(), dir.path().to_path_buf());
-            tasks.spawn(async move {
-                std::fs::write(d.join(format!("f{i}")), b"x")?;
-                s.sync(&d).await
-            });
-        }
-        while let Some(r) = tasks.join_next().await {
-            assert!(matches!(r, Ok(Ok(()))), "{r:?}");
+        let threads: Vec<_> = (0..20)
+            .map(|i| {
+                let (s, d) = (syncs.clone(), dir.path().to_path_buf());
+                std::thread::spawn(move || {
+                    std::fs::write(d.join(format!("f{i}")), b"x")?;
+                    s.sync(&d)
+                })
+            })
+            .collect();
+        for t in threads {
+            let r = t.join().expect("thread");
+            assert!(r.is_ok(), "{r:?}");
         }
         assert!(syncs.barriers.lock().expect("lock").is_empty(), "no barrier left behind");
         let missing = dir.path().join("missing");
-        let e = syncs.sync(&missing).await.expect_err("no such folder");
+        let e = syncs.sync(&missing).expect_err("no such folder");
         assert_eq!(e.kind(), io::ErrorKind::NotFound);
         assert!(e.to_string().contains("missing"), "{e}");
     }

@@ -236,16 +236,17 @@ impl Target for FsTarget {
 
     async fn deliver(&self, doc: &Document) -> Delivery {
         let (me, doc) = (self.clone(), doc.clone());
-        let placed = match tokio::task::spawn_blocking(move || me.deliver_blocking(&doc)).await {
-            Ok(Ok(p)) => p,
-            Ok(Err(d)) => return d,
-            Err(e) => return Delivery::Retry(format!("delivery task failed: {e}")),
+        let delivered = move || {
+            let placed = me.deliver_blocking(&doc)?;
+            // Delivered only once both names are on disk; also for an earlier delivery found in
+            // place, which a crash may have cut off before its own folder fsync.
+            me.folders.sync(&placed.folder).map_err(|e| classify("fsync the destination folder", &e))?;
+            Ok(placed.receipt)
         };
-        // Delivered only once both names are on disk; also for an earlier delivery found in place,
-        // which a crash may have cut off before its own folder fsync.
-        match self.folders.sync(&placed.folder).await {
-            Ok(()) => Delivery::Delivered(placed.receipt),
-            Err(e) => classify("fsync the destination folder", &e),
+        match tokio::task::spawn_blocking(delivered).await {
+            Ok(Ok(r)) => Delivery::Delivered(r),
+            Ok(Err(d)) => d,
+            Err(e) => Delivery::Retry(format!("delivery task failed: {e}")),
         }
     }
 }
