@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod durable;
 mod sidecar;
 
 use super::barrier::Barrier;
@@ -199,17 +200,6 @@ pub struct Journal {
     wal_sync: Arc<Barrier>,
 }
 
-/// fdatasync of the write-ahead log, which holds every commit not yet checkpointed. Without a
-/// log (the last connection closed, which checkpoints into the database and syncs it before it
-/// removes the log), the database file is synced instead, which is then merely redundant.
-fn sync_wal(files: &(PathBuf, PathBuf)) -> io::Result<()> {
-    match std::fs::File::open(&files.1) {
-        Ok(wal) => wal.sync_data(),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::File::open(&files.0)?.sync_data(),
-        Err(e) => Err(e),
-    }
-}
-
 impl Journal {
     /// Opens (creating if needed) and migrates the journal at `path`.
     ///
@@ -257,29 +247,6 @@ impl Journal {
         Ok(())
     }
 
-    /// Runs one statement as a durable commit: once it returns, the commit (and every one before
-    /// it) survives a power loss. For the commits that a client is told about or that a file move
-    /// depends on: `received`, `excepted`, resubmits.
-    ///
-    /// The statement runs like any other (`synchronous = NORMAL`: in the write-ahead log, not yet
-    /// fsynced), then waits at the group-commit barrier for an fdatasync of the log that started
-    /// after the commit returned (see [`Barrier`]): concurrent durable commits share that one
-    /// fsync, and the single connection is not held while the disk flushes.
-    async fn execute_durable<'q>(
-        &self,
-        q: sqlx::query::Query<'q, sqlx::Sqlite, <sqlx::Sqlite as sqlx::Database>::Arguments>,
-    ) -> Result<sqlx::sqlite::SqliteQueryResult, Error> {
-        let r = q.execute(&self.pool).await?;
-        let files = self.files.clone();
-        self.wal_sync
-            .wait(|| async move {
-                tokio::task::spawn_blocking(move || sync_wal(&files)).await.map_err(io::Error::other)?
-            })
-            .await
-            .map_err(Error::Sync)?;
-        Ok(r)
-    }
-
     /// Records the first byte of a transfer (`receiving`).
     ///
     /// # Errors
@@ -321,8 +288,17 @@ impl Journal {
         .bind(&now)
         .bind(&now)
         .bind(id);
-        let r = self.execute_durable(q).await?;
-        Ok(r.rows_affected() == 1)
+        match self.execute_durable(q).await {
+            Ok(r) => Ok(r.rows_affected() == 1),
+            Err(e @ Error::Sync(_)) => {
+                // Committed but not known to be on disk, and the client is about to be told that
+                // the upload failed (its body is taken out): no worker may pick it up.
+                let why = "the journal could not be fsynced; the upload was not acknowledged";
+                let _ = self.transition(id, State::Received, State::Aborted, why, false).await;
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Marks an unfinished upload aborted, with the reason.
