@@ -3,11 +3,14 @@
 //!
 //! # How it works
 //! Callers are grouped into *rounds*. A caller first writes (a journal commit, a rename into a
-//! folder), and only then joins the currently open round and queues for the leader lock (FIFO).
+//! folder), and only then joins the currently open round and queues for the leader lock.
 //! Whoever holds the lock and finds its round still undecided becomes that round's leader: it
 //! *closes* the round (later callers join a fresh one), runs the sync once, and publishes the
 //! outcome to every member. The other members take the lock in turn, find the outcome and return
 //! it without syncing again.
+//!
+//! [`Barrier`] is for async callers (a Tokio mutex, FIFO); [`BlockingBarrier`] is the same for
+//! blocking threads (a std mutex), and [`FolderSyncs`] keeps one of those per folder.
 //!
 //! # Why that is durable
 //! A caller joins a round only after its write has returned, and a round's sync starts only after
