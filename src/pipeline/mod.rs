@@ -140,7 +140,7 @@ impl Pipeline {
             };
             return self.except(&row, why).await;
         };
-        let Some(sidecar) = self.pair_sidecar(&row, ruleset.sidecar()).await else { return };
+        let Some((sidecar, has_sidecar)) = self.pair_sidecar(&row, ruleset.sidecar()).await else { return };
         let mut input = self.input(&row);
         // Items of source polls carry `transfer.source.*` (uploads have none: skip the lookup).
         if !matches!(row.protocol.as_str(), "sftp" | "ftp" | "ftps" | "hotfolder") {
@@ -212,7 +212,9 @@ impl Pipeline {
                 match self.spool.journal().mark_delivered(&row.id, &json).await {
                     Ok(_) => {
                         let _ = std::fs::remove_file(&doc.body);
-                        self.settle_sidecar(&row, None).await;
+                        if has_sidecar {
+                            self.settle_sidecar(&row, None).await;
+                        }
                         tracing::info!(target_name = %receipt.target, path = %receipt.path, "delivered");
                         self.audit(&row, "delivered")
                             .to_path(&format!("{}:{}", receipt.target, receipt.path))
@@ -241,10 +243,12 @@ impl Pipeline {
     }
 
     /// Pairs a file with its sidecar before evaluation (see [`sidecar`]). `None`: the transfer was
-    /// put back to wait, or was a sidecar and is handled; `Some(text)`: evaluate with it.
-    async fn pair_sidecar(&self, row: &TransferRow, policy: rules::SidecarPolicy) -> Option<Option<String>> {
+    /// put back to wait, or was a sidecar and is handled; `Some((text, attached))`: evaluate with
+    /// the sidecar's text, and whether a sidecar is attached to this transfer (only this worker
+    /// attaches one to it, so `false` means there is none to settle afterwards).
+    async fn pair_sidecar(&self, row: &TransferRow, policy: rules::SidecarPolicy) -> Option<(Option<String>, bool)> {
         if policy.mode == rules::SidecarMode::None {
-            return Some(None);
+            return Some((None, false));
         }
         let journal = self.spool.journal();
         let later = |secs| chrono::Utc::now() + chrono::Duration::seconds(secs);
@@ -275,7 +279,8 @@ impl Pipeline {
                     tracing::info!(sidecar = %s.id, "sidecar attached");
                     self.audit(row, "sidecar_attached").reason(&format!("{} (transfer {})", s.name, s.id)).record(self);
                 }
-                return Some(found.map(|s| s.text));
+                let attached = found.is_some();
+                return Some((found.and_then(|s| s.text), attached));
             }
             Ok(sidecar::FileStep::Wait(at)) => {
                 (at, format!("waiting for its sidecar {}", rules::sidecar_name(&row.name)))

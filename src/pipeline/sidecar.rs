@@ -15,7 +15,7 @@
 
 use crate::rules::{self, SidecarMode, SidecarPolicy};
 use crate::spool::Spool;
-use crate::spool::journal::TransferRow;
+use crate::spool::journal::{State, TransferRow};
 use chrono::{DateTime, Utc};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -39,8 +39,8 @@ pub(super) enum FileStep {
 /// A sidecar a file took: its text, and its transfer (for the audit).
 #[derive(Debug)]
 pub(super) struct Attached {
-    /// The JSON text.
-    pub text: String,
+    /// The JSON text; none if it is too big or unreadable (the rules decide as without one).
+    pub text: Option<String>,
     /// The sidecar's transfer id.
     pub id: String,
     /// Its file name.
@@ -70,8 +70,8 @@ fn wait_end(row: &TransferRow, policy: SidecarPolicy) -> DateTime<Utc> {
 fn read(spool: &Spool, row: &TransferRow) -> Option<Attached> {
     let path = spool.body(&row.body_path);
     let text = match std::fs::metadata(&path) {
-        Ok(m) if m.len() <= MAX_SIDECAR => std::fs::read_to_string(&path).ok()?,
-        _ => return None,
+        Ok(m) if m.len() <= MAX_SIDECAR => std::fs::read_to_string(&path).ok(),
+        _ => None,
     };
     Some(Attached { text, id: row.id.clone(), name: row.name.clone() })
 }
@@ -89,12 +89,13 @@ pub(super) async fn for_file(
         return Ok(FileStep::Go(None));
     }
     let journal = spool.journal();
-    // Taken on an earlier attempt (the delivery is being retried).
-    if let Some(s) = journal.attached_sidecar(&row.id).await? {
-        return Ok(FileStep::Go(read(spool, &s)));
-    }
     let name = rules::sidecar_name(&row.name);
-    if let Some(s) = journal.pending_by_name(&row.account, &row.channel, &name).await? {
+    // One look-up for both: the sidecar taken on an earlier attempt (the delivery is being
+    // retried), else one waiting in the box.
+    if let Some(s) = journal.sidecar_for(&row.id, &row.account, &row.channel, &name).await? {
+        if s.state == State::Attached.as_str() {
+            return Ok(FileStep::Go(read(spool, &s)));
+        }
         if journal.attach_sidecar(&s.id, &row.id).await? {
             return Ok(FileStep::Go(read(spool, &s)));
         }

@@ -1,5 +1,5 @@
-//! The journal: one row per transfer in SQLite (WAL, `synchronous=FULL`), the source of truth for
-//! what has been received and what state it is in.
+//! The journal: one row per transfer in SQLite (WAL, `synchronous=NORMAL`, durable commits
+//! fsynced in groups), the source of truth for what has been received and what state it is in.
 //!
 //! Plain SQL with positional parameters only, so the same statements can later run on PostgreSQL
 //! for several nodes. Claims and state changes are single conditional `UPDATE`s (`... WHERE state = ?`),
@@ -8,15 +8,23 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{FromRow, Row};
-use std::path::Path;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
+mod durable;
 mod outbound;
+mod schema;
+
+use schema::MIGRATIONS;
 mod sidecar;
 mod source;
 
 pub use outbound::{JobState, NewPackage, PackageRow};
 pub use source::SourceItem;
+
+use super::barrier::Barrier;
 
 /// Journal errors (a database that cannot be opened or written).
 #[derive(Debug, thiserror::Error)]
@@ -24,105 +32,10 @@ pub enum Error {
     /// The database reported an error.
     #[error("journal: {0}")]
     Db(#[from] sqlx::Error),
+    /// The write-ahead log could not be fsynced, so a commit is not known to be durable.
+    #[error("journal: cannot fsync the write-ahead log")]
+    Sync(#[source] Arc<io::Error>),
 }
-
-/// Ordered schema migrations; `PRAGMA user_version` records how many have run.
-const MIGRATIONS: &[&str] = &[
-    r"
-CREATE TABLE transfers (
-    id          TEXT PRIMARY KEY,
-    state       TEXT NOT NULL,
-    channel     TEXT NOT NULL,
-    account     TEXT NOT NULL,
-    mount       TEXT NOT NULL,
-    name        TEXT NOT NULL,
-    size        INTEGER,
-    sha256      TEXT,
-    protocol    TEXT NOT NULL,
-    remote_addr TEXT,
-    body_path   TEXT NOT NULL,
-    created_at  TEXT NOT NULL,
-    received_at TEXT,
-    updated_at  TEXT NOT NULL,
-    attempt     INTEGER NOT NULL DEFAULT 1,
-    parent_id   TEXT,
-    reason      TEXT
-);
-CREATE INDEX transfers_by_state ON transfers (state);
-CREATE INDEX transfers_by_box ON transfers (account, channel, state, name);
-",
-    r"
-ALTER TABLE transfers ADD COLUMN receipt TEXT;
-ALTER TABLE transfers ADD COLUMN not_before TEXT;
-ALTER TABLE transfers ADD COLUMN delivery_attempts INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE transfers ADD COLUMN claimed_at TEXT;
-",
-    r"
-ALTER TABLE transfers ADD COLUMN overrides TEXT;
-",
-    // Outbound jobs: progress per job, published packages, and what each package exported.
-    r"
-CREATE TABLE job_state (
-    job         TEXT PRIMARY KEY,
-    seq         INTEGER NOT NULL DEFAULT 0,
-    watermark   TEXT,
-    last_fire   TEXT,
-    last_run    TEXT,
-    last_result TEXT
-);
-CREATE TABLE packages (
-    id                    TEXT PRIMARY KEY,
-    job                   TEXT NOT NULL,
-    run_id                TEXT NOT NULL,
-    owner                 TEXT NOT NULL,
-    path                  TEXT NOT NULL,
-    build_path            TEXT NOT NULL,
-    state                 TEXT NOT NULL,
-    size                  INTEGER NOT NULL,
-    sha256                TEXT NOT NULL,
-    items                 INTEGER NOT NULL,
-    ready_marker          INTEGER NOT NULL,
-    delete_after_download INTEGER NOT NULL,
-    created_at            TEXT NOT NULL,
-    published_at          TEXT,
-    expires_at            TEXT,
-    collected_at          TEXT,
-    collected_by          TEXT,
-    removed_at            TEXT,
-    removed_why           TEXT
-);
-CREATE INDEX packages_by_path ON packages (owner, path, state);
-CREATE INDEX packages_by_job ON packages (job, state);
-CREATE TABLE job_items (
-    job         TEXT NOT NULL,
-    item        TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    package_id  TEXT NOT NULL,
-    PRIMARY KEY (job, item, fingerprint)
-);
-",
-    // Source polls: each poll's cursor, and which source item (at which revision) became which
-    // transfer, with the item's fields and whether its write-back was done.
-    r"
-CREATE TABLE source_state (
-    poll        TEXT PRIMARY KEY,
-    cursor      TEXT,
-    polled_at   TEXT,
-    last_result TEXT
-);
-CREATE TABLE source_items (
-    poll        TEXT NOT NULL,
-    item        TEXT NOT NULL,
-    rev         TEXT NOT NULL,
-    transfer_id TEXT NOT NULL,
-    fields      TEXT NOT NULL,
-    created_at  TEXT NOT NULL,
-    written_back TEXT,
-    PRIMARY KEY (poll, item, rev)
-);
-CREATE INDEX source_items_by_transfer ON source_items (transfer_id);
-",
-];
 
 /// A transfer's state; see the spool's module documentation for the life cycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -253,6 +166,10 @@ pub fn timestamp(t: DateTime<Utc>) -> String {
 #[derive(Clone, Debug)]
 pub struct Journal {
     pool: SqlitePool,
+    /// The database file and its write-ahead log (`<db>-wal`), which durable commits fsync.
+    files: Arc<(PathBuf, PathBuf)>,
+    /// Group commit: concurrent durable commits share one fsync of the write-ahead log.
+    wal_sync: Arc<Barrier>,
 }
 
 impl Journal {
@@ -275,8 +192,17 @@ impl Journal {
         // losers of the write lock sleep in its busy handler (1, 2, 5 … 100 ms); measured with 16
         // uploading sessions and 4 workers (benches/small-files), that was most of the time. With one
         // connection, statements queue in the pool instead, without sleeping.
-        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(opts).await?;
-        let journal = Self { pool };
+        // Kept open for good: closing it would checkpoint and remove the write-ahead log.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(opts)
+            .await?;
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let files = Arc::new((path.to_path_buf(), PathBuf::from(wal)));
+        let journal = Self { pool, files, wal_sync: Arc::new(Barrier::new()) };
         journal.migrate().await?;
         Ok(journal)
     }
@@ -291,22 +217,6 @@ impl Journal {
             tx.commit().await?;
         }
         Ok(())
-    }
-
-    /// Runs one statement as a durable commit: `synchronous = FULL` for it, so the WAL is fsynced
-    /// before it returns (covering every earlier commit too). For the commits that a client is
-    /// told about or that a file move depends on: `received`, `excepted`, resubmits.
-    async fn execute_durable<'q>(
-        &self,
-        q: sqlx::query::Query<'q, sqlx::Sqlite, <sqlx::Sqlite as sqlx::Database>::Arguments>,
-    ) -> Result<sqlx::sqlite::SqliteQueryResult, Error> {
-        let mut conn = self.pool.acquire().await?;
-        sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
-        let r = q.execute(&mut *conn).await;
-        let back = sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await;
-        let r = r?;
-        back?;
-        Ok(r)
     }
 
     /// Records the first byte of a transfer (`receiving`).
@@ -350,8 +260,17 @@ impl Journal {
         .bind(&now)
         .bind(&now)
         .bind(id);
-        let r = self.execute_durable(q).await?;
-        Ok(r.rows_affected() == 1)
+        match self.execute_durable(q).await {
+            Ok(r) => Ok(r.rows_affected() == 1),
+            Err(e @ Error::Sync(_)) => {
+                // Committed but not known to be on disk, and the client is about to be told that
+                // the upload failed (its body is taken out): no worker may pick it up.
+                let why = "the journal could not be fsynced; the upload was not acknowledged";
+                let _ = self.transition(id, State::Received, State::Aborted, why, false).await;
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Marks an unfinished upload aborted, with the reason.

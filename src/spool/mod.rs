@@ -13,7 +13,8 @@
 //! 1. First byte: a `receiving` row is inserted and `tmp/<ulid>.part` created.
 //! 2. Bytes stream to the temporary file through [`writer::BodyWriter`] (SHA-256 on the fly).
 //! 3. Completion (SFTP CLOSE, end of FTP STOR): fsync file → rename into `inbound/` → fsync folder →
-//!    `receiving → received` committed. Only then is the client told "ok".
+//!    `receiving → received` committed and the journal's log fsynced. Only then is the client told
+//!    "ok". Concurrent uploads share the folder and log fsyncs ([`barrier`]), never skip them.
 //!
 //! A crash before step 3's commit leaves a `receiving` row: [`Spool::recover`] removes its body
 //! (wherever it got to) and marks it `aborted`, which is right because the client was never
@@ -21,11 +22,13 @@
 //! An upload abandoned while the gateway runs (client gone) is aborted the same way by [`Upload`]'s
 //! `Drop`. Two uploads of one name are two transfers; nothing is ever overwritten in `inbound/`.
 
+pub mod barrier;
 pub mod journal;
 pub mod writer;
 
 use crate::audit::{Audit, Event};
 use crate::config::SpoolConfig;
+use barrier::FolderSyncs;
 use journal::{Journal, NewTransfer, State};
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -64,8 +67,10 @@ pub struct Spool {
     root: PathBuf,
     journal: Journal,
     audit: Arc<Audit>,
-    /// Wakes idle pipeline workers when a transfer is committed.
+    /// Wakes an idle pipeline worker when a transfer is committed.
     received: tokio::sync::Notify,
+    /// Concurrent commits into one folder share its fsync.
+    folders: FolderSyncs,
 }
 
 /// Who is uploading, for the journal and the audit trail.
@@ -113,7 +118,13 @@ impl Spool {
             fs::create_dir_all(parent).map_err(io_err(format!("create {}", parent.display())))?;
         }
         let journal = Journal::open(&cfg.journal).await?;
-        Ok(Arc::new(Self { root: cfg.root.clone(), journal, audit, received: tokio::sync::Notify::new() }))
+        Ok(Arc::new(Self {
+            root: cfg.root.clone(),
+            journal,
+            audit,
+            received: tokio::sync::Notify::new(),
+            folders: FolderSyncs::new(),
+        }))
     }
 
     /// The spool's root folder.
@@ -136,9 +147,10 @@ impl Spool {
         self.received.notified().await;
     }
 
-    /// Wakes the pipeline's idle workers (a transfer became due).
+    /// Wakes one idle pipeline worker, or the next one to wait (a transfer became due). One, not
+    /// all: each due transfer is work for one worker, and every woken worker queries the journal.
     pub fn notify_received(&self) {
-        self.received.notify_waiters();
+        self.received.notify_one();
     }
 
     /// Folder of an account's outbound box.
@@ -309,16 +321,25 @@ impl Upload {
     /// Any step failed; the upload is then aborted (nothing half-committed remains).
     pub async fn commit(mut self) -> Result<Committed, Error> {
         let writer = self.writer.take().ok_or_else(|| Error::Aborted(self.id.clone()))?;
-        let written = writer.finish().await.map_err(io_err(format!("write {}", self.tmp.display())))?;
-        let tmp = self.tmp.clone();
         let (final_path, exclusive, is_transfer) = match &self.dest {
             Dest::Transfer { body } => (body.clone(), true, true),
             Dest::File { path, exclusive } => (path.clone(), *exclusive, false),
         };
-        let place = final_path.clone();
-        tokio::task::spawn_blocking(move || place_durably(&tmp, &place, exclusive))
+        let dir = final_path.parent().map(Path::to_path_buf).ok_or_else(|| Error::Io {
+            what: format!("place {}", final_path.display()),
+            source: io::Error::other("no parent folder"),
+        })?;
+        // Moved into place on the writer's thread, right after its fsync; then the new name must
+        // survive a crash before the commit: the folder is fsynced (shared with the uploads
+        // committing into it at the same time).
+        let (tmp, place, spool) = (self.tmp.clone(), final_path.clone(), self.spool.clone());
+        let written = writer
+            .finish(Some(Box::new(move || {
+                place_body(&tmp, &place, exclusive)?;
+                spool.folders.sync(&dir)
+            })))
             .await
-            .map_err(|e| Error::Io { what: "commit".into(), source: io::Error::other(e) })??;
+            .map_err(io_err(format!("commit {}", self.tmp.display())))?;
         if is_transfer {
             match self.spool.journal.mark_received(&self.id, written.size, &written.sha256).await {
                 Ok(true) => {}
@@ -334,7 +355,7 @@ impl Upload {
             }
             // Committed: nothing for Drop to undo.
             self.tmp = PathBuf::new();
-            self.spool.received.notify_waiters();
+            self.spool.notify_received();
             return Ok(Committed { transfer_id: Some(self.id.clone()), written });
         }
         self.tmp = PathBuf::new();
@@ -342,21 +363,26 @@ impl Upload {
     }
 }
 
-/// fsync is done by the writer; this renames (or links, when exclusive) into place and fsyncs the
-/// destination folder so that the new name itself survives a crash.
-fn place_durably(tmp: &Path, dest: &Path, exclusive: bool) -> Result<(), Error> {
-    let dir = dest.parent().ok_or_else(|| Error::Io {
-        what: format!("place {}", dest.display()),
-        source: io::Error::other("no parent folder"),
-    })?;
-    fs::create_dir_all(dir).map_err(io_err(format!("create {}", dir.display())))?;
-    if exclusive {
-        fs::hard_link(tmp, dest).map_err(io_err(format!("place {}", dest.display())))?;
-        fs::remove_file(tmp).map_err(io_err(format!("remove {}", tmp.display())))?;
-    } else {
-        fs::rename(tmp, dest).map_err(io_err(format!("place {}", dest.display())))?;
+/// Runs after the writer's fsync: renames (or links, when exclusive) the body into place. The caller
+/// then fsyncs the destination folder so that the new name itself survives a crash.
+fn place_body(tmp: &Path, dest: &Path, exclusive: bool) -> io::Result<()> {
+    fn context<'a>(what: &'a str, p: &'a Path) -> impl FnOnce(io::Error) -> io::Error + 'a {
+        move |e| io::Error::new(e.kind(), format!("{what} {}: {e}", p.display()))
     }
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(format!("fsync {}", dir.display())))?;
+    let put = || if exclusive { fs::hard_link(tmp, dest) } else { fs::rename(tmp, dest) };
+    match put() {
+        // The folder is made on first use only (one mkdir per account and channel, not per file).
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let dir = dest.parent().ok_or_else(|| io::Error::other("no parent folder"));
+            fs::create_dir_all(dir?).map_err(context("create the folder of", dest))?;
+            put()
+        }
+        r => r,
+    }
+    .map_err(context("place", dest))?;
+    if exclusive {
+        fs::remove_file(tmp).map_err(context("remove", tmp))?;
+    }
     Ok(())
 }
 

@@ -157,7 +157,7 @@ impl Journal {
         Ok(n > 0)
     }
 
-    /// Stages a package in one durable transaction: the `pending` row, its items, the job's
+    /// Stages a package in one transaction, durable before it returns: the `pending` row, its items, the job's
     /// package sequence and (when given) its new watermark.
     ///
     /// # Errors
@@ -169,10 +169,8 @@ impl Journal {
         seq: i64,
         watermark: Option<&str>,
     ) -> Result<(), Error> {
-        let mut conn = self.pool.acquire().await?;
-        sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
-        let result = async {
-            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        {
+            let mut tx = self.pool.begin().await?;
             sqlx::query(
                 "INSERT INTO packages (id, job, run_id, owner, path, build_path, state, size, sha256, items,
                                        ready_marker, delete_after_download, created_at, expires_at)
@@ -212,13 +210,10 @@ impl Journal {
             .bind(watermark)
             .execute(&mut *tx)
             .await?;
-            tx.commit().await
+            tx.commit().await?;
         }
-        .await;
-        let back = sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await;
-        result?;
-        back?;
-        Ok(())
+        // durable as a whole: the package is placed only after this
+        self.sync().await
     }
 
     /// Rolls a staged package back: its row and its items go, so the items export again.

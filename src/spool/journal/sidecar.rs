@@ -41,6 +41,35 @@ impl Journal {
             .await?)
     }
 
+    /// The sidecar for the file `owner_id`: the one it attached on an earlier attempt (state
+    /// `attached`), else the newest pending transfer named `name` in the file's box. One
+    /// statement for what [`Journal::attached_sidecar`] and [`Journal::pending_by_name`] find.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn sidecar_for(
+        &self,
+        owner_id: &str,
+        account: &str,
+        channel: &str,
+        name: &str,
+    ) -> Result<Option<TransferRow>, Error> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM transfers
+             WHERE (state = ? AND receipt = ?)
+                OR (account = ? AND channel = ? AND name = ? AND state IN ('received', 'processing'))
+             ORDER BY state = ? DESC, id DESC LIMIT 1",
+        )
+        .bind(State::Attached.as_str())
+        .bind(attached_receipt(owner_id))
+        .bind(account)
+        .bind(channel)
+        .bind(name)
+        .bind(State::Attached.as_str())
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
     /// `processing → received`, not before `not_before`, without counting a delivery attempt: a
     /// file waiting for its sidecar, or a sidecar waiting for its file.
     ///
