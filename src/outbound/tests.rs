@@ -259,3 +259,39 @@ async fn a_second_run_of_a_job_while_one_holds_the_lock_is_refused() {
     drop(held);
     assert!(ob.run("daily", quiet()).await.is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_that_changes_while_it_is_packaged_fails_the_run_and_goes_out_next_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ob = outbound(dir.path(), DIR_SOURCE).await;
+    write(dir.path(), "steady.csv", b"1");
+    write(dir.path(), "growing.log", b"start\n");
+    // an exporter still appending to a file while the job runs
+    let path = dir.path().join("exports/growing.log");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let appender = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new().append(true).open(&path).expect("open");
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = f.write_all(&[b'x'; 4096]);
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        })
+    };
+    let r = ob.run("daily", quiet()).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    appender.join().expect("appender");
+    match r {
+        Err(RunError::Failed(why)) => assert!(why.contains("growing.log") && why.contains("changed"), "{why}"),
+        other => panic!("the run must fail: {other:?}"),
+    }
+    assert!(published(dir.path()).is_empty(), "nothing half-published: {:?}", published(dir.path()));
+    let audit = std::fs::read_to_string(dir.path().join("spool/audit.jsonl")).expect("audit");
+    assert!(audit.contains("outbound_run_failed"), "{audit}");
+    // once it is stable, the next run takes both
+    let next = ob.run("daily", quiet()).await.expect("runs");
+    assert_eq!(next.packages.len(), 1);
+    assert_eq!(next.packages[0].items, 2);
+}
