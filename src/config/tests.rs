@@ -199,3 +199,56 @@ fn an_opentext_large_file_upload_threshold_defaults_to_64_mib_and_is_validated()
     let class = parse(&target("rm_classification = -3\n")).expect_err("bad class").to_string();
     assert!(class.contains("targets[0].opentext.rm_classification"), "{class}");
 }
+
+#[test]
+fn dropbox_targets_and_polls_are_checked_key_by_key() {
+    let text = format!(
+        r#"{}
+[[targets]]
+name = "dbx"
+type = "dropbox"
+[targets.dropbox]
+app_key = ""
+refresh_token_env = "T"
+refresh_token_file = "t"
+chunk_mib = 5
+batch_max = 0
+root = "relative"
+
+[[targets]]
+name = "files"
+type = "fs"
+root = "x"
+
+[[polls]]
+name = "p"
+channel = "invoices"
+account = "nobody"
+[polls.source]
+type = "dropbox"
+target = "files"
+path = "Projects"
+name = "("
+[polls.write_back]
+delivered = "../up"
+"#,
+        good()
+    );
+    let e = problems(&text).join("\n");
+    for want in [
+        "targets[0].dropbox.app_key: must be the app key",
+        "targets[0].dropbox.refresh_token_file: give `refresh_token_env` or `refresh_token_file`, not both",
+        "targets[0].dropbox.root: must be an absolute Dropbox folder",
+        "targets[0].dropbox.chunk_mib: must be a multiple of 4",
+        "targets[0].dropbox.batch_max: must be between 1 and 1000",
+        "polls[0].account: no account named `nobody`",
+        "polls[0].channel: a poll needs [pipeline]",
+        "polls[0].source.target: no `dropbox` target named `files`",
+        "polls[0].source.path: must be an absolute Dropbox folder",
+        "polls[0].source.name: not a regex",
+        "polls[0].write_back.delivered: must be a folder name",
+    ] {
+        assert!(e.contains(want), "missing {want:?} in:\n{e}");
+    }
+    assert!(e.contains("/etc/wharf/wharf.toml:"), "{e}");
+}
