@@ -318,3 +318,25 @@ fn dropbox_an_outbound_job_publishes_its_package_into_a_dropbox_folder_once() {
         && e["path"].as_str().is_some_and(|p| p.starts_with("dropbox:/wharf/exports/ACME/"))));
     assert!(std::fs::read_dir(gw.spool().join("outbound/acme")).map(|d| d.count()).unwrap_or(0) == 0, "no build left");
 }
+
+#[test]
+fn dropbox_a_kill_9_while_a_polled_file_is_fetched_takes_it_once_after_the_restart() {
+    let dbx = Dbx::start();
+    let mut gw = polled_gateway(&dbx);
+    let body = gw.dir.path().join("inv.pdf");
+    let sha = pdf(&body, 9);
+    // every call slow: the gateway is caught between recording the item and committing its body
+    dbx.emu.faults().set_latency(std::time::Duration::from_millis(1500));
+    dbx.emu.put_file("/Inbox/INV-ACME-2026-0901.pdf", &std::fs::read(&body).expect("read"));
+    gw.wait_for(60, "the fetch in progress", || gw.in_state("receiving").len() == 1);
+    gw.kill9();
+    dbx.emu.faults().set_latency(std::time::Duration::ZERO);
+    gw.spawn();
+    gw.wait_for(30, "the delivery after the restart", || gw.in_state("delivered").len() == 1);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let states: Vec<String> = gw.transfers().iter().map(|t| t.state.clone()).collect();
+    assert_eq!(states, ["aborted", "delivered"], "the half-fetched one is aborted, the item delivered once");
+    let docs = in_target(&gw);
+    assert_eq!(docs.len(), 1, "{docs:?}");
+    assert_eq!(sha256_file(&docs[0]), sha);
+}
