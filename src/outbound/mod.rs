@@ -93,6 +93,14 @@ impl RunReport {
     }
 }
 
+/// How publishing to a connector failed.
+enum Remote {
+    /// Perhaps it arrived (timeout, 5xx): keep it staged for the next run.
+    Transient(String),
+    /// Refused for good: roll it back.
+    Refused(String),
+}
+
 /// Reports progress of a run (a terminal progress bar, or nothing).
 pub trait Progress: Send + Sync {
     /// A package of `items` items and `bytes` bytes is being built.
@@ -436,24 +444,39 @@ impl Outbound {
             collected_by: None,
             removed_at: None,
             removed_why: None,
+            watermark: watermark.map(str::to_string),
         };
         let placed = match &job.cfg.dropbox {
             Some(_) => self.upload_remote(job, &row).await,
-            None => publish::place(&self.spool, &row).map_err(|e| e.to_string()),
+            None => publish::place(&self.spool, &row).map_err(|e| Remote::Refused(e.to_string())),
         };
-        if let Err(e) = placed {
-            let _ = journal.unstage_package(&p.id).await;
-            return Err(cleanup(format!("publishing {path}: {e}")));
+        match placed {
+            Ok(()) => {}
+            // Perhaps it got there (a lost reply): keep it staged with its build; the next
+            // run's recovery uploads it again, which Dropbox recognises by its content hash.
+            Err(Remote::Transient(e)) => {
+                return Err(RunError::Failed(format!("publishing {path}: {e}; the next run finishes it")));
+            }
+            Err(Remote::Refused(e)) => {
+                let _ = journal.unstage_package(&p.id).await;
+                return Err(cleanup(format!("publishing {path}: {e}")));
+            }
         }
         journal.mark_published(&p.id).await.map_err(|e| RunError::Failed(e.to_string()))?;
-        let mut event =
-            publish::event("package_published", &row).reason(&format!("job {}: {} item(s)", job.cfg.name, p.items));
-        if let Some((target, destination)) = self.remote(job, &row) {
-            event = event.path(&format!("dropbox:{}", target.path_of(&destination)));
-        }
-        self.spool.audit().record(event);
+        self.spool.audit().record(
+            self.event("package_published", job, &row).reason(&format!("job {}: {} item(s)", job.cfg.name, p.items)),
+        );
         tracing::info!(path = %path, size = p.size, sha256 = %p.sha256, items = p.items, "package published");
         Ok(Published { path, size: p.size, sha256: p.sha256, items: p.items })
+    }
+
+    /// A package's audit event, naming where it is (the box, or Dropbox).
+    fn event(&self, kind: &str, job: &Job, row: &PackageRow) -> Event {
+        let event = publish::event(kind, row);
+        match self.remote(job, row) {
+            Some((target, destination)) => event.path(&format!("dropbox:{}", target.path_of(&destination))),
+            None => event,
+        }
     }
 
     /// The Dropbox target and the destination of a package of a job that publishes there.
@@ -467,9 +490,15 @@ impl Outbound {
 
     /// Uploads a built package to its Dropbox destination (the commit of a closed upload
     /// session is atomic there: the file appears whole or not at all), then drops the build.
-    async fn upload_remote(&self, job: &Job, row: &PackageRow) -> Result<(), String> {
-        let (target, destination) = self.remote(job, row).ok_or("the job's Dropbox target has no connection")?;
-        let body = publish::box_path(&self.spool, &row.owner, &row.build_path).map_err(|e| e.to_string())?;
+    /// A `files` job's file takes a free name beside one of the same name (`name (2).ext`); a
+    /// zip's name is unique by its sequence number.
+    async fn upload_remote(&self, job: &Job, row: &PackageRow) -> Result<(), Remote> {
+        let (target, destination) = self
+            .remote(job, row)
+            .ok_or_else(|| Remote::Refused("the job's Dropbox target has no connection".into()))?;
+        let body =
+            publish::box_path(&self.spool, &row.owner, &row.build_path).map_err(|e| Remote::Refused(e.to_string()))?;
+        let conflict = if job.cfg.format == PackageFormat::Files { Conflict::Rename } else { Conflict::Reject };
         let doc = Document {
             transfer_id: row.id.clone(),
             body: body.clone(),
@@ -479,7 +508,7 @@ impl Outbound {
             account: row.owner.clone(),
             channel: format!("job:{}", row.job),
             metadata: BTreeMap::new(),
-            conflict: Conflict::Reject,
+            conflict,
         };
         match target.deliver(&doc).await {
             Delivery::Delivered(r) => {
@@ -487,9 +516,8 @@ impl Outbound {
                 let _ = std::fs::remove_file(&body);
                 Ok(())
             }
-            Delivery::Retry(why) | Delivery::Except(why) => {
-                Err(format!("Dropbox {}: {why}", target.path_of(&destination)))
-            }
+            Delivery::Retry(why) => Err(Remote::Transient(format!("Dropbox {}: {why}", target.path_of(&destination)))),
+            Delivery::Except(why) => Err(Remote::Refused(format!("Dropbox {}: {why}", target.path_of(&destination)))),
         }
     }
 
@@ -505,19 +533,30 @@ impl Outbound {
             let build = publish::box_path(&self.spool, &row.owner, &row.build_path).map_err(|e| e.to_string())?;
             let (target, destination) = self.remote(job, &row).ok_or("the job's Dropbox target has no connection")?;
             let there = if build.exists() {
-                self.upload_remote(job, &row).await?;
-                true
+                match self.upload_remote(job, &row).await {
+                    Ok(()) => true,
+                    Err(Remote::Transient(e)) => return Err(e),
+                    // refused for good (its name is taken by another file): roll it back, audited
+                    Err(Remote::Refused(e)) => {
+                        tracing::warn!(job = %job.cfg.name, path = %row.path, error = %e, "a staged package is rolled back");
+                        let _ = std::fs::remove_file(&build);
+                        false
+                    }
+                }
             } else {
                 target.exists(&destination).await.map_err(|e| e.to_string())?
             };
             if there {
                 journal.mark_published(&row.id).await.map_err(|e| e.to_string())?;
                 self.spool.audit().record(
-                    publish::event("package_published", &row).reason("finished by recovery after an interruption"),
+                    self.event("package_published", job, &row).reason("finished by recovery after an interruption"),
                 );
                 finished += 1;
             } else {
                 journal.unstage_package(&row.id).await.map_err(|e| e.to_string())?;
+                self.spool
+                    .audit()
+                    .record(self.event("package_rolled_back", job, &row).reason("it never reached Dropbox"));
             }
         }
         Ok(finished)

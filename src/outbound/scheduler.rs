@@ -1,6 +1,8 @@
 //! The loop that fires scheduled jobs and sweeps expired packages. It reads time from a
-//! [`Clock`], records each fire in the journal before the run starts (so a restart neither
-//! repeats it nor loses it) and catches up once after downtime ([`super::schedule::Schedule::due`]).
+//! [`Clock`], records each fire in the journal before the run starts (so a restart does not
+//! repeat it) and catches up once after downtime ([`super::schedule::Schedule::due`]). A run that
+//! fails, is interrupted or finds the job busy is not repeated before the next occurrence: what
+//! it did not export is still due then (or at once with `wharf outbound run`).
 
 use super::schedule::Clock;
 use super::{Outbound, Quiet};

@@ -146,17 +146,27 @@ impl Source {
     }
 
     /// Whether a local item still is what was listed (size and mtime), after it was read.
-    /// Connector items are checked by their byte count only.
+    /// Connector items are checked by their byte count against the listed size (when the
+    /// server gave one).
     ///
     /// # Errors
     /// The item changed or vanished while it was packaged.
     pub fn unchanged(&self, item: &Item, read: u64) -> Result<(), String> {
-        if let Self::Dir { root, .. } = self {
-            let m = std::fs::symlink_metadata(root.join(&item.key))
-                .map_err(|e| format!("{}: vanished while it was packaged ({e})", item.key))?;
-            if fingerprint(&m) != item.fingerprint || read != item.size {
-                return Err(format!("{}: changed while it was packaged; the next run takes it", item.key));
+        match self {
+            Self::Dir { root, .. } => {
+                let m = std::fs::symlink_metadata(root.join(&item.key))
+                    .map_err(|e| format!("{}: vanished while it was packaged ({e})", item.key))?;
+                if fingerprint(&m) != item.fingerprint || read != item.size {
+                    return Err(format!("{}: changed while it was packaged; the next run takes it", item.key));
+                }
             }
+            Self::OpenText { .. } if item.size > 0 && read != item.size => {
+                return Err(format!(
+                    "{} ({}): {read} bytes came for {} listed; it changed while it was packaged or the download was cut",
+                    item.name, item.key, item.size
+                ));
+            }
+            Self::OpenText { .. } => {}
         }
         Ok(())
     }

@@ -295,3 +295,41 @@ async fn a_file_that_changes_while_it_is_packaged_fails_the_run_and_goes_out_nex
     assert_eq!(next.packages.len(), 1);
     assert_eq!(next.packages[0].items, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watermark_moves_only_when_a_package_is_published_and_never_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ob = outbound(dir.path(), DIR_SOURCE).await;
+    let j = ob.spool().journal();
+    let pkg = |id: &str| NewPackage {
+        id: id.into(),
+        job: "daily".into(),
+        run_id: "r".into(),
+        owner: "acme".into(),
+        path: format!("{id}.zip"),
+        build_path: format!("{}{id}", publish::build_prefix("daily")),
+        size: 1,
+        sha256: "x".into(),
+        items: 1,
+        ready_marker: false,
+        delete_after_download: false,
+        expires_at: None,
+    };
+    j.stage_package(&pkg("A"), &[("a".into(), "1".into())], 1, Some("2026-12-01T10:00:00Z")).await.expect("stage");
+    assert_eq!(j.job_state("daily").await.expect("state").watermark, None, "staged is not published");
+    // a rolled-back package leaves the watermark (and its items are due again)
+    j.unstage_package("A").await.expect("unstage");
+    assert_eq!(j.job_state("daily").await.expect("state").watermark, None);
+    assert!(!j.exported("daily", "a", "1").await.expect("query"));
+    j.stage_package(&pkg("B"), &[("b".into(), "1".into())], 2, Some("2026-12-02T10:00:00Z")).await.expect("stage");
+    j.mark_published("B").await.expect("publish");
+    assert_eq!(j.job_state("daily").await.expect("state").watermark.as_deref(), Some("2026-12-02T10:00:00Z"));
+    j.stage_package(&pkg("C"), &[("c".into(), "1".into())], 3, Some("2026-11-30T10:00:00Z")).await.expect("stage");
+    j.mark_published("C").await.expect("publish");
+    assert_eq!(
+        j.job_state("daily").await.expect("state").watermark.as_deref(),
+        Some("2026-12-02T10:00:00Z"),
+        "never back"
+    );
+    assert_eq!(j.job_state("daily").await.expect("state").seq, 3);
+}

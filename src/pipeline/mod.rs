@@ -148,7 +148,14 @@ impl Pipeline {
             match self.spool.journal().source_of(first).await {
                 Ok(Some(item)) => input.transfer.source = item.field_map(),
                 Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "cannot read the transfer's source fields"),
+                Err(e) => {
+                    // Without its fields the rules would except it (and the poll move it to its
+                    // `rejected` folder at the source): a journal hiccup must not do that.
+                    tracing::warn!(error = %e, "cannot read the transfer's source fields; it stays queued");
+                    let at = chrono::Utc::now() + chrono::Duration::seconds(30);
+                    let _ = self.spool.journal().retry_later(&row.id, at, "its source fields could not be read").await;
+                    return;
+                }
             }
         }
         input.sidecar = sidecar;

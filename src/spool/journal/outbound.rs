@@ -97,6 +97,8 @@ pub struct PackageRow {
     pub removed_at: Option<String>,
     /// Why it was removed (`expired`, `collected`, `gone`).
     pub removed_why: Option<String>,
+    /// The job's source watermark once this package is published.
+    pub watermark: Option<String>,
 }
 
 impl Journal {
@@ -157,8 +159,8 @@ impl Journal {
         Ok(n > 0)
     }
 
-    /// Stages a package in one transaction, durable before it returns: the `pending` row, its items, the job's
-    /// package sequence and (when given) its new watermark.
+    /// Stages a package in one transaction, durable before it returns: the `pending` row (with
+    /// the watermark it sets once published), its items and the job's package sequence.
     ///
     /// # Errors
     /// Database errors (nothing is staged then).
@@ -173,8 +175,8 @@ impl Journal {
             let mut tx = self.pool.begin().await?;
             sqlx::query(
                 "INSERT INTO packages (id, job, run_id, owner, path, build_path, state, size, sha256, items,
-                                       ready_marker, delete_after_download, created_at, expires_at)
-                 VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)",
+                                       ready_marker, delete_after_download, created_at, expires_at, watermark)
+                 VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&p.id)
             .bind(&p.job)
@@ -189,6 +191,7 @@ impl Journal {
             .bind(p.delete_after_download)
             .bind(timestamp(Utc::now()))
             .bind(p.expires_at.map(timestamp))
+            .bind(watermark)
             .execute(&mut *tx)
             .await?;
             for (item, fingerprint) in items {
@@ -200,14 +203,14 @@ impl Journal {
                     .execute(&mut *tx)
                     .await?;
             }
+            // The sequence moves now (a rolled-back package leaves a gap, never a reused name);
+            // the watermark moves only when the package is published (`mark_published`).
             sqlx::query(
-                "INSERT INTO job_state (job, seq, watermark) VALUES (?, ?, ?)
-                 ON CONFLICT (job) DO UPDATE SET seq = MAX(seq, excluded.seq),
-                     watermark = COALESCE(excluded.watermark, watermark)",
+                "INSERT INTO job_state (job, seq) VALUES (?, ?)
+                 ON CONFLICT (job) DO UPDATE SET seq = MAX(seq, excluded.seq)",
             )
             .bind(&p.job)
             .bind(seq)
-            .bind(watermark)
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
@@ -228,18 +231,34 @@ impl Journal {
         Ok(())
     }
 
-    /// `pending → published`.
+    /// `pending → published`, and the job's watermark moves to the package's (never back).
     ///
     /// # Errors
     /// Database errors.
     pub async fn mark_published(&self, id: &str) -> Result<(), Error> {
         let now = timestamp(Utc::now());
-        let q =
-            sqlx::query("UPDATE packages SET state = 'published', published_at = ? WHERE id = ? AND state = 'pending'")
-                .bind(now)
-                .bind(id);
-        self.execute_durable(q).await?;
-        Ok(())
+        {
+            let mut tx = self.pool.begin().await?;
+            let r = sqlx::query(
+                "UPDATE packages SET state = 'published', published_at = ? WHERE id = ? AND state = 'pending'",
+            )
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            if r.rows_affected() == 1 {
+                sqlx::query(
+                    "UPDATE job_state SET watermark = p.watermark FROM packages p
+                     WHERE p.id = ? AND job_state.job = p.job AND p.watermark IS NOT NULL
+                       AND (job_state.watermark IS NULL OR job_state.watermark < p.watermark)",
+                )
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        }
+        self.sync().await
     }
 
     /// The job's staged, not yet published packages.

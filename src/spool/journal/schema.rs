@@ -63,7 +63,8 @@ CREATE TABLE packages (
     collected_at          TEXT,
     collected_by          TEXT,
     removed_at            TEXT,
-    removed_why           TEXT
+    removed_why           TEXT,
+    watermark             TEXT
 );
 CREATE INDEX packages_by_path ON packages (owner, path, state);
 CREATE INDEX packages_by_job ON packages (job, state);
