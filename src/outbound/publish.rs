@@ -98,6 +98,11 @@ fn same_file(a: &Path, b: &Path) -> bool {
 /// I/O other than "not found".
 pub fn remove(spool: &Spool, p: &PackageRow) -> io::Result<bool> {
     let dest = box_path(spool, &p.owner, &p.path)?;
+    // The partner may have deleted it and a later package (or an upload) taken its name: only
+    // the file this row published is removed.
+    if !is_this_package(&dest, p)? {
+        return Ok(false);
+    }
     let gone = match fs::remove_file(&dest) {
         Ok(()) => false,
         Err(e) if e.kind() == io::ErrorKind::NotFound => true,
@@ -115,6 +120,30 @@ pub fn remove(spool: &Spool, p: &PackageRow) -> io::Result<bool> {
         sync_dir(dir)?;
     }
     Ok(!gone)
+}
+
+/// Whether the file at `path` is the package `p` (same size and SHA-256); false if it is gone.
+fn is_this_package(path: &Path, p: &PackageRow) -> io::Result<bool> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    if i64::try_from(f.metadata()?.len()).ok() != Some(p.size) {
+        return Ok(false);
+    }
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()) == p.sha256)
 }
 
 /// Whether a published package, or a staged one, already holds `rel` in `owner`'s box.
