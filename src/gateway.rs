@@ -256,6 +256,10 @@ fn build_targets(config: &Config) -> Result<HashMap<String, Arc<dyn Target>>, St
                     crate::targets::dropbox::DropboxTarget::new(&t.name, (**cfg).clone())
                         .map_err(|e| format!("{}: target `{}`: {e}", config.source.display(), t.name))?,
                 ),
+                TargetKind::Confluence(cfg) => Arc::new(
+                    crate::targets::confluence::ConfluenceTarget::new(&t.name, (**cfg).clone())
+                        .map_err(|e| format!("{}: target `{}`: {e}", config.source.display(), t.name))?,
+                ),
             };
             Ok((t.name.clone(), target))
         })

@@ -5,6 +5,7 @@
 //! `file:line:col: key: message` (the form `wharf check` prints), so an admin fixes a config in one pass.
 //! Loading touches the filesystem only to read referenced key files; it never creates anything.
 
+pub mod confluence;
 pub mod dropbox;
 pub mod jobs;
 mod locate;
@@ -130,6 +131,8 @@ pub enum TargetKind {
     OpenText(Box<opentext::OpenTextConfig>),
     /// Dropbox (API v2).
     Dropbox(Box<dropbox::DropboxConfig>),
+    /// Confluence Cloud (REST v2 and v1).
+    Confluence(Box<confluence::ConfluenceConfig>),
 }
 
 /// Where the durable state lives.
@@ -419,6 +422,25 @@ fn build(raw: &RawConfig, base: &Path, file: &Path, ck: &mut Checker<'_>) -> Con
             if t.kind != "dropbox" && t.dropbox.is_some() {
                 ck.report(&key.key("dropbox"), format!("[targets.dropbox] does not belong to a `{}` target", t.kind));
             }
+            if t.kind != "confluence" && t.confluence.is_some() {
+                ck.report(
+                    &key.key("confluence"),
+                    format!("[targets.confluence] does not belong to a `{}` target", t.kind),
+                );
+            }
+            if t.kind == "confluence" {
+                return match &t.confluence {
+                    Some(c) => confluence::build(c, &key.key("confluence"), base, ck)
+                        .map(|c| TargetConfig { name: t.name.clone(), kind: TargetKind::Confluence(Box::new(c)) }),
+                    None => {
+                        ck.report(
+                            &key.key("type"),
+                            "a `confluence` target needs a [targets.confluence] table (base_url, ...)",
+                        );
+                        None
+                    }
+                };
+            }
             if t.kind == "dropbox" {
                 return match &t.dropbox {
                     Some(d) => dropbox::build(d, &key.key("dropbox"), base, ck)
@@ -449,7 +471,10 @@ fn build(raw: &RawConfig, base: &Path, file: &Path, ck: &mut Checker<'_>) -> Con
                     None
                 }
                 (other, _, _) => {
-                    ck.report(&key.key("type"), format!("unknown target type `{other}`; known: fs, opentext, dropbox"));
+                    ck.report(
+                        &key.key("type"),
+                        format!("unknown target type `{other}`; known: fs, opentext, dropbox, confluence"),
+                    );
                     None
                 }
             };
