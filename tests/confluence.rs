@@ -5,7 +5,9 @@
 //! write-back (label + receipt property) done once, and an edited page coming again.
 
 use crate::support::confluence::{Emulator, PageView, Seed};
-use crate::support::random_file;
+use crate::support::{Gateway, Options, random_file};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use wharf::targets::confluence::ConfluenceTarget;
 use wharf::targets::{Conflict, Delivery, Document, Target};
@@ -236,4 +238,147 @@ fn confluence_oauth_tokens_go_through_the_cloud_id_base() {
     let reqs = c.emu.requests();
     assert!(reqs.iter().all(|r| r.path.starts_with("/ex/confluence/")), "{reqs:?}");
     assert!(reqs.iter().all(|r| r.headers_of_interest.get("authorization").map(String::as_str) == Some("Bearer")));
+}
+
+/// A copy of the shipped rules plus `pages.toml`, the channel the Confluence poll feeds.
+fn rules_with_pages_channel(dir: &Path) -> PathBuf {
+    let rules = dir.join("rules");
+    std::fs::create_dir_all(&rules).expect("mkdir");
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    for e in std::fs::read_dir(&shipped).expect("rules").flatten() {
+        if e.path().extension().is_some_and(|x| x == "toml") {
+            std::fs::copy(e.path(), rules.join(e.file_name())).expect("copy");
+        }
+    }
+    std::os::unix::fs::symlink(shipped.join("tables"), rules.join("tables")).expect("symlink");
+    std::fs::write(
+        rules.join("pages.toml"),
+        r#"
+[[accept]]
+name = "page"
+pattern = '^(?P<title>.+)\.html$'
+max_size = "10 MiB"
+extensions = ["html"]
+
+[metadata]
+fields = { page_id = "{transfer.source.id}", page_version = "{transfer.source.version}", space = "{transfer.source.space}", project = "{transfer.source.prop_project}", labels = "{transfer.source.labels}", link = "{transfer.source.link}", author = "{transfer.source.author}" }
+
+[target]
+name = "demo-ecm"
+destination = "confluence/{transfer.source.space}/{file.name}"
+conflict = "version"
+"#,
+    )
+    .expect("rule file");
+    rules
+}
+
+/// A gateway whose channel `pages` is fed by a poll of the emulator (`source` lines), with the
+/// write-back label `filed-in-ecm` and property `wharf-receipt`, delivering into the fs target.
+fn polled_gateway(c: &Cfl, source: &str) -> Gateway {
+    let rules = rules_with_pages_channel(c.dir.path());
+    let extra = format!(
+        "[pipeline]\nrules = \"{}\"\nworkers = 2\n\n[[targets]]\nname = \"demo-ecm\"\ntype = \"fs\"\nroot = \"ecm\"\n{}\n\
+         [[accounts]]\nname = \"confluence-intake\"\ndisabled = true\nattributes = {{ partner_id = \"WIKI\" }}\n\
+         [[polls]]\nname = \"approved-pages\"\nchannel = \"pages\"\naccount = \"confluence-intake\"\nevery_secs = 1\n\
+         [polls.source]\ntype = \"confluence\"\ntarget = \"wiki\"\n{source}\n\
+         [polls.write_back]\nlabel = \"filed-in-ecm\"\nproperty = \"wharf-receipt\"\n",
+        rules.display(),
+        c.target_toml("")
+    );
+    Gateway::start(Options { extra, ..Options::default() })
+}
+
+/// Documents delivered into the fs target (sidecars left out), with their text.
+fn in_target(gw: &Gateway) -> BTreeMap<String, String> {
+    let root = gw.dir.path().join("ecm");
+    let mut out = BTreeMap::new();
+    let mut todo = vec![root.clone()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                todo.push(e.path());
+            } else if !e.file_name().to_string_lossy().ends_with(".metadata.json") {
+                let rel = e.path().strip_prefix(&root).expect("under root").display().to_string();
+                out.insert(rel, std::fs::read_to_string(e.path()).unwrap_or_default());
+            }
+        }
+    }
+    out
+}
+
+fn count(c: &Cfl, method: &str, suffix: &str) -> usize {
+    c.emu.requests().iter().filter(|r| r.method == method && r.path.ends_with(suffix) && r.status == 200).count()
+}
+
+#[test]
+fn confluence_labelled_pages_feed_a_channel_once_across_a_kill_9() {
+    let c = Cfl::start();
+    // slow replies, so the kill lands while pages are being taken
+    c.emu.faults().set_latency(std::time::Duration::from_millis(150));
+    let mut gw = polled_gateway(&c, "space = \"ENG\"\nlabel = \"approved\"\n");
+    gw.wait_for(30, "the first page taken", || !gw.transfers().is_empty());
+    gw.kill9();
+    c.emu.faults().set_latency(std::time::Duration::ZERO);
+    gw.spawn();
+    gw.wait_for(60, "both approved pages delivered", || gw.in_state("delivered").len() == 2);
+    let docs = in_target(&gw);
+    let ds = docs.get("confluence/ENG/Design Spec DS-001.html").unwrap_or_else(|| panic!("{docs:?}"));
+    assert!(ds.contains("<h1>Design Spec DS-001</h1>") && ds.contains("version 3"), "{ds}");
+    assert!(ds.contains("Architecture of the Harbor transfer gateway."), "{ds}");
+    assert!(docs.contains_key("confluence/ENG/Runbook RB-010.html"), "{docs:?}");
+    assert!(!docs.keys().any(|k| k.contains("HR Salary")), "a restricted page is never seen");
+    // nothing lost after the restart either: a page approved now comes too
+    let id = c.emu.add_page("ENG", "Release Notes 2.0", "<p>What changed.</p>", &[]);
+    let prop = serde_json::json!({"key": "project", "value": "Harbor"});
+    let path = format!("/wiki/api/v2/pages/{id}/properties");
+    c.rt.block_on(c.target("").client().json(reqwest::Method::POST, &path, Some(&prop))).expect("property set");
+    assert!(c.emu.label_page(&id, &["approved"]));
+    gw.wait_for(30, "the new page delivered", || gw.in_state("delivered").len() == 3);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let delivered = gw.in_state("delivered");
+    assert_eq!(delivered.len(), 3, "no duplicate: {:?}", delivered.iter().map(|t| &t.name).collect::<Vec<_>>());
+    assert!(delivered.iter().all(|t| t.protocol == "confluence"));
+    assert_eq!(in_target(&gw).len(), 3, "{:?}", in_target(&gw).keys().collect::<Vec<_>>());
+    let meta = std::fs::read_to_string(gw.dir.path().join("ecm/confluence/ENG/Design Spec DS-001.html.metadata.json"))
+        .expect("metadata sidecar");
+    assert!(meta.contains("Harbor") && meta.contains("approved"), "{meta}");
+    gw.wait_for(30, "the new page's write-back", || {
+        c.emu.page(&id).is_some_and(|p| p.labels.contains(&"filed-in-ecm".to_string()))
+    });
+}
+
+#[test]
+fn confluence_write_back_is_done_once_and_an_edited_page_comes_again_as_a_new_version() {
+    let c = Cfl::start();
+    let gw = polled_gateway(&c, "cql = 'type=page AND space=\"ENG\" AND label=\"approved\"'\n");
+    gw.wait_for(30, "both approved pages delivered", || gw.in_state("delivered").len() == 2);
+    let ds = c.page_titled("Design Spec DS-001").expect("page");
+    gw.wait_for(30, "the write-back", || {
+        c.emu.pages_in("ENG").iter().filter(|p| p.properties.contains_key("wharf-receipt")).count() == 2
+    });
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(count(&c, "POST", "/label"), 2, "one label per page");
+    assert_eq!(count(&c, "POST", "/properties"), 2, "one receipt per page");
+    let page = c.emu.page(&ds.id).expect("page");
+    assert_eq!(page.labels.iter().filter(|l| *l == "filed-in-ecm").count(), 1, "{:?}", page.labels);
+    let receipt = &page.properties["wharf-receipt"];
+    assert_eq!(receipt["target"], "demo-ecm", "{receipt}");
+    assert_eq!(receipt["page_version"], "3", "{receipt}");
+    assert!(receipt["path"].as_str().is_some_and(|p| p.ends_with("Design Spec DS-001.html")), "{receipt}");
+    assert_eq!(page.version, 3, "labels and properties do not make a new page version");
+    // an edit after it was taken: version 4 comes again, and gets its own receipt
+    assert_eq!(c.emu.edit_page(&ds.id, "<p>Architecture, revised.</p>"), Some(4));
+    gw.wait_for(30, "the edited page delivered", || gw.in_state("delivered").len() == 3);
+    let docs = in_target(&gw);
+    assert_eq!(docs.len(), 3, "{:?}", docs.keys().collect::<Vec<_>>());
+    assert!(docs.values().any(|t| t.contains("Architecture, revised.") && t.contains("version 4")), "{docs:?}");
+    gw.wait_for(30, "the new version's receipt", || {
+        c.emu.page(&ds.id).is_some_and(|p| p.properties["wharf-receipt"]["page_version"] == "4")
+    });
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(gw.in_state("delivered").len(), 3, "nothing else taken");
+    assert_eq!(count(&c, "POST", "/properties"), 2);
+    let updates = c.emu.requests().iter().filter(|r| r.method == "PUT" && r.path.contains("/properties/")).count();
+    assert_eq!(updates, 1, "the receipt property updated once for version 4");
 }
