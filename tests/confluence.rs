@@ -382,3 +382,35 @@ fn confluence_write_back_is_done_once_and_an_edited_page_comes_again_as_a_new_ve
     let updates = c.emu.requests().iter().filter(|r| r.method == "PUT" && r.path.contains("/properties/")).count();
     assert_eq!(updates, 1, "the receipt property updated once for version 4");
 }
+
+#[test]
+fn confluence_example_config_and_its_rules_pass_check_and_their_tests() {
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/confluence.example.toml");
+    for args in [vec!["check", "--config", config], vec!["rules", "test", "--config", config]] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_wharf")).args(&args).output().expect("wharf runs");
+        assert!(out.status.success(), "{args:?}: {}", crate::support::text(&out));
+    }
+}
+
+#[test]
+fn confluence_poll_settings_are_checked() {
+    let c = Cfl::start();
+    let bad = |source: &str, write_back: &str| {
+        let text = format!(
+            "[spool]\nroot = \"s\"\n[sftp]\nlisten = \"127.0.0.1:0\"\nhost_key = \"k\"\n[pipeline]\nrules = \"r\"\n{}\n\
+             [[accounts]]\nname = \"intake\"\ndisabled = true\n\
+             [[polls]]\nname = \"p\"\nchannel = \"pages\"\naccount = \"intake\"\n[polls.source]\ntype = \"confluence\"\n\
+             target = \"wiki\"\n{source}\n[polls.write_back]\n{write_back}\n",
+            c.target_toml("")
+        );
+        match wharf::config::Config::parse(&c.dir.path().join("w.toml"), &text) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    };
+    assert_eq!(bad("cql = 'label = \"approved\"'", "label = \"filed\"\nproperty = \"wharf-receipt\""), "");
+    assert!(bad("space = \"ENG\"", "").contains("needs `cql`, or `space` and `label`"));
+    assert!(bad("cql = 'label = \"a\" ORDER BY title'", "").contains("leave out ORDER BY"));
+    assert!(bad("cql = 'label = \"a\"'", "label = \"filed in ecm\"").contains("must be a Confluence label"));
+    assert!(bad("cql = 'label = \"a\"'", "delivered = \"filed\"").contains("not folders"));
+}
