@@ -414,3 +414,28 @@ fn confluence_poll_settings_are_checked() {
     assert!(bad("cql = 'label = \"a\"'", "label = \"filed in ecm\"").contains("must be a Confluence label"));
     assert!(bad("cql = 'label = \"a\"'", "delivered = \"filed\"").contains("not folders"));
 }
+
+#[test]
+fn confluence_target_settings_are_checked_without_echoing_secrets() {
+    let c = Cfl::start();
+    let parse = |table: &str| {
+        let text = format!(
+            "[spool]\nroot = \"s\"\n[sftp]\nlisten = \"127.0.0.1:0\"\nhost_key = \"k\"\n\
+             [[targets]]\nname = \"wiki\"\ntype = \"confluence\"\n[targets.confluence]\nbase_url = \"https://x.atlassian.net\"\n{table}\n"
+        );
+        match wharf::config::Config::parse(&c.dir.path().join("w.toml"), &text) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    };
+    assert_eq!(parse("email = \"a@b.c\"\napi_token_env = \"T\"\nspace = \"ENG\""), "");
+    assert_eq!(parse("oauth_token_env = \"T\"\ncloud_id = \"a1b2-c3\""), "");
+    assert!(parse("api_token_env = \"T\"").contains("email"));
+    assert!(parse("oauth_token_env = \"T\"").contains("cloud_id"));
+    assert!(parse("email = \"a@b.c\"\napi_token_env = \"T\"\noauth_token_env = \"U\"").contains("not both"));
+    assert!(parse("email = \"a@b.c\"\napi_token_env = \"T\"\nparent_page = \"Home\"").contains("page id"));
+    // the token read from its file never shows in the connection's debug output
+    let toml = c.target_toml_as("wiki", "s3cr3t-token", "");
+    let t = c.target_from(&toml);
+    assert!(!format!("{:?}", t.client()).contains("s3cr3t"));
+}
