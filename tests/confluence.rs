@@ -242,6 +242,13 @@ fn confluence_oauth_tokens_go_through_the_cloud_id_base() {
 
 /// A copy of the shipped rules plus `pages.toml`, the channel the Confluence poll feeds.
 fn rules_with_pages_channel(dir: &Path) -> PathBuf {
+    let rules = shipped_rules_copy(dir);
+    std::fs::write(rules.join("pages.toml"), PAGES_RULES).expect("rule file");
+    rules
+}
+
+/// A copy of the shipped `rules/` (the harness's accounts upload into `invoices`).
+fn shipped_rules_copy(dir: &Path) -> PathBuf {
     let rules = dir.join("rules");
     std::fs::create_dir_all(&rules).expect("mkdir");
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
@@ -251,9 +258,10 @@ fn rules_with_pages_channel(dir: &Path) -> PathBuf {
         }
     }
     std::os::unix::fs::symlink(shipped.join("tables"), rules.join("tables")).expect("symlink");
-    std::fs::write(
-        rules.join("pages.toml"),
-        r#"
+    rules
+}
+
+const PAGES_RULES: &str = r#"
 [[accept]]
 name = "page"
 pattern = '^(?P<title>.+)\.html$'
@@ -267,11 +275,7 @@ fields = { page_id = "{transfer.source.id}", page_version = "{transfer.source.ve
 name = "demo-ecm"
 destination = "confluence/{transfer.source.space}/{file.name}"
 conflict = "version"
-"#,
-    )
-    .expect("rule file");
-    rules
-}
+"#;
 
 /// A gateway whose channel `pages` is fed by a poll of the emulator (`source` lines), with the
 /// write-back label `filed-in-ecm` and property `wharf-receipt`, delivering into the fs target.
@@ -438,4 +442,41 @@ fn confluence_target_settings_are_checked_without_echoing_secrets() {
     let toml = c.target_toml_as("wiki", "s3cr3t-token", "");
     let t = c.target_from(&toml);
     assert!(!format!("{:?}", t.client()).contains("s3cr3t"));
+}
+
+#[test]
+fn confluence_scenario_001_approved_pages_reach_content_server_with_their_category_attributes() {
+    let c = Cfl::start();
+    let ecm = crate::opentext::Ecm::start();
+    let rules = shipped_rules_copy(c.dir.path());
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/confluence-rules/approved-pages.toml");
+    std::fs::copy(shipped, rules.join("approved-pages.toml")).expect("copy");
+    let otcs = crate::opentext::target(
+        &ecm,
+        "root_folder = 2000\ncreate_folders = true\ncategory = { id = 9840, attributes = { project = 2, document_type = 3, owner = 4, approval_status = 5, retention_category = 6, page_id = 7, page_version = 8 } }\n",
+    )
+    .replace("name = \"otcs\"", "name = \"otcs-approved\"");
+    let extra = format!(
+        "[pipeline]\nrules = \"{}\"\nworkers = 2\n\n[[targets]]\nname = \"demo-ecm\"\ntype = \"fs\"\nroot = \"ecm\"\n{}\n{otcs}\n\
+         [[accounts]]\nname = \"confluence-pages\"\ndisabled = true\n\
+         [[polls]]\nname = \"approved-pages\"\nchannel = \"approved-pages\"\naccount = \"confluence-pages\"\nevery_secs = 1\n\
+         [polls.source]\ntype = \"confluence\"\ntarget = \"wiki\"\ncql = 'type=page AND space=\"ENG\" AND label=\"approved\"'\n\
+         [polls.write_back]\nlabel = \"filed-in-ecm\"\nproperty = \"wharf-receipt\"\n",
+        rules.display(),
+        c.target_toml("")
+    );
+    let gw = Gateway::start(Options { extra, ..Options::default() });
+    gw.wait_for(30, "both approved pages in Content Server", || gw.in_state("delivered").len() == 2);
+    let doc = ecm.emu.find_path("Enterprise/Approved/ENG/Design Spec DS-001.html").expect("filed");
+    assert_eq!(doc.categories.get("9840_2"), Some(&serde_json::json!("Harbor")), "{:?}", doc.categories);
+    assert_eq!(doc.categories.get("9840_3"), Some(&serde_json::json!("Design Specification")));
+    assert_eq!(doc.categories.get("9840_5"), Some(&serde_json::json!("Approved")));
+    assert_eq!(doc.categories.get("9840_8"), Some(&serde_json::json!("3")));
+    let ds = c.page_titled("Design Spec DS-001").expect("page");
+    gw.wait_for(30, "the receipt on the page", || {
+        c.emu.page(&ds.id).is_some_and(|p| p.properties.contains_key("wharf-receipt"))
+    });
+    let receipt = &c.emu.page(&ds.id).expect("page").properties["wharf-receipt"];
+    assert_eq!(receipt["id"], doc.id.to_string(), "the node id: {receipt}");
+    assert_eq!(receipt["target"], "otcs-approved");
 }

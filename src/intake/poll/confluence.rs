@@ -51,7 +51,9 @@ impl Source for ConfluenceSource {
                 watermark = Some(f.modified.clone());
             }
             let Found { id, version, title, space, modified } = f;
+            let path = format!("{space}/{title}");
             let fields = [
+                ("path", path.clone()),
                 ("id", id.clone()),
                 ("version", version.to_string()),
                 ("space", space.clone()),
@@ -61,14 +63,7 @@ impl Source for ConfluenceSource {
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect();
-            items.push(Item {
-                path: format!("{space}/{title}"),
-                name: format!("{title}.html"),
-                id,
-                rev: version.to_string(),
-                fields,
-                body: None,
-            });
+            items.push(Item { path, name: format!("{title}.html"), id, rev: version.to_string(), fields, body: None });
         }
         tracing::debug!(poll = %self.name, pages = items.len(), "CQL search");
         Ok(Listing { items, filtered: 0, cursor: watermark })

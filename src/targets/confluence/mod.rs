@@ -66,6 +66,8 @@ impl Page {
 }
 
 /// An id given as a string or a number (bodies use strings; some sites send integers).
+/// Decision (UNVERIFIED): one report says bodies need integer ids; wharf sends the strings the
+/// v2 spec documents and reads either form.
 pub fn id_string(v: &Value) -> Option<String> {
     match v {
         Value::String(s) if !s.is_empty() => Some(s.clone()),
@@ -239,6 +241,8 @@ impl ConfluenceTarget {
     }
 
     /// Puts `table` into the page when its table differs; on 409 re-reads and tries once more.
+    /// Decision (UNVERIFIED): a stale `version.number` is refused with 409 (v1 documents it; v2
+    /// does not say); any other refusal goes to exceptions with the server's message.
     async fn update_table(&self, mut page: Page, table: &str) -> Result<Page, Failure> {
         for attempt in 0..2 {
             let body = with_table(&page.body, table);
@@ -294,6 +298,7 @@ impl ConfluenceTarget {
                         .part("file", part)
                         .text("minorEdit", "true")
                         .text("comment", comment);
+                    // the spec's spelling (`no-check`, used by some clients, is accepted too)
                     Ok(http.request(method, url).header("X-Atlassian-Token", "nocheck").multipart(form))
                 }
             })

@@ -117,6 +117,8 @@ pub async fn fetch(client: &Client, f: &Found) -> Result<Option<Fetched>, ApiErr
     if page.pointer("/version/number").and_then(Value::as_u64) != Some(f.version) {
         return Ok(None);
     }
+    // Decision (UNVERIFIED): whether a `limit` above 250 is refused or clamped is not documented;
+    // wharf asks for 250 at most (100 for the v1 search) and follows `_links.next`.
     let labels = client.all(&format!("/wiki/api/v2/pages/{}/labels?limit=250", enc(&f.id))).await?;
     let props = client.all(&format!("/wiki/api/v2/pages/{}/properties?limit=250", enc(&f.id))).await?;
     let labels: Vec<&str> = labels.iter().filter_map(|l| l["name"].as_str()).collect();
