@@ -14,7 +14,7 @@
 //! # oauth_base_url = "http://127.0.0.1:8383/ex/confluence/a1b2..."  # emulators and proxies
 //! space = "ENG"                                # the space deliveries go to (key)
 //! parent_page = "98305"                        # new pages go under it (default: the space homepage)
-//! timeout_secs = 60
+//! timeout_secs = 120                           # per request (an upload streams within it)
 //! concurrency = 4                              # requests in flight at most
 //! ```
 //! Secrets are never in the file itself, so they never appear in a config dump or an error.
@@ -180,7 +180,7 @@ pub fn build(raw: &RawConfluence, key: &KeyPath, base: &Path, ck: &mut Checker<'
     if concurrency == 0 || concurrency > 64 {
         ck.report(&key.key("concurrency"), "must be between 1 and 64");
     }
-    let timeout = raw.timeout_secs.unwrap_or(60);
+    let timeout = raw.timeout_secs.unwrap_or(120);
     if timeout == 0 || timeout > 3600 {
         ck.report(&key.key("timeout_secs"), "must be between 1 and 3600");
     }
