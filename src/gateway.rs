@@ -151,18 +151,8 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         let pipeline = Arc::new(Pipeline::new(spool.clone(), rules, targets, &config));
         pipeline.start(p.workers, shutdown.clone(), &mut tasks).await.map_err(|e| Error::Spool(e.into()))?;
         for poll in &config.polls {
-            let client = config
-                .targets
-                .iter()
-                .find_map(|t| match &t.kind {
-                    TargetKind::Dropbox(cfg) if t.name == poll.target => {
-                        Some(crate::targets::dropbox::client::Client::new(cfg))
-                    }
-                    _ => None,
-                })
-                .ok_or_else(|| Error::Other(format!("poll `{}`: no dropbox target `{}`", poll.name, poll.target)))?
-                .map_err(|e| Error::Other(format!("poll `{}`: target `{}`: {e}", poll.name, poll.target)))?;
-            let poller = crate::intake::poll::Poller::new(spool.clone(), poll.clone(), Arc::new(client));
+            let source = poll_source(poll, &config).map_err(Error::Other)?;
+            let poller = crate::intake::poll::Poller::new(spool.clone(), poll.clone(), source);
             tasks.spawn(poller.run(shutdown.clone()));
             tracing::info!(poll = %poll.name, channel = %poll.channel, "polling source");
         }
@@ -241,6 +231,27 @@ pub fn load_rules(config: &Config) -> Result<Option<Rules>, Error> {
     if problems.is_empty() { Ok(Some(rules)) } else { Err(Error::Other(problems.join("\n"))) }
 }
 
+/// The source a poll reads: the connection of its target.
+fn poll_source(
+    poll: &crate::config::polls::PollConfig,
+    config: &Config,
+) -> Result<Arc<dyn crate::intake::poll::Source>, String> {
+    use crate::intake::poll::{confluence::ConfluenceSource, dropbox::DropboxSource};
+    let failed = |e: &dyn std::fmt::Display| format!("poll `{}`: target `{}`: {e}", poll.name, poll.target);
+    let target = config.targets.iter().find(|t| t.name == poll.target);
+    match (target.map(|t| &t.kind), &poll.confluence) {
+        (Some(TargetKind::Dropbox(cfg)), None) => {
+            let client = crate::targets::dropbox::client::Client::new(cfg).map_err(|e| failed(&e))?;
+            Ok(Arc::new(DropboxSource::new(poll.clone(), Arc::new(client))))
+        }
+        (Some(TargetKind::Confluence(cfg)), Some(c)) => {
+            let client = crate::targets::confluence::client::Client::new(cfg).map_err(|e| failed(&e))?;
+            Ok(Arc::new(ConfluenceSource::new(&poll.name, c.clone(), Arc::new(client))))
+        }
+        _ => Err(format!("poll `{}`: no source target `{}` of its type", poll.name, poll.target)),
+    }
+}
+
 fn build_targets(config: &Config) -> Result<HashMap<String, Arc<dyn Target>>, String> {
     config
         .targets
@@ -254,6 +265,10 @@ fn build_targets(config: &Config) -> Result<HashMap<String, Arc<dyn Target>>, St
                 ),
                 TargetKind::Dropbox(cfg) => Arc::new(
                     crate::targets::dropbox::DropboxTarget::new(&t.name, (**cfg).clone())
+                        .map_err(|e| format!("{}: target `{}`: {e}", config.source.display(), t.name))?,
+                ),
+                TargetKind::Confluence(cfg) => Arc::new(
+                    crate::targets::confluence::ConfluenceTarget::new(&t.name, (**cfg).clone())
                         .map_err(|e| format!("{}: target `{}`: {e}", config.source.display(), t.name))?,
                 ),
             };

@@ -4,6 +4,7 @@
 mod support;
 
 mod cli;
+mod confluence;
 mod crash;
 mod dropbox;
 mod ftp;

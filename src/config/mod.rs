@@ -5,12 +5,14 @@
 //! `file:line:col: key: message` (the form `wharf check` prints), so an admin fixes a config in one pass.
 //! Loading touches the filesystem only to read referenced key files; it never creates anything.
 
+pub mod confluence;
 pub mod dropbox;
 pub mod jobs;
 mod locate;
 pub mod opentext;
 pub mod polls;
 mod raw;
+mod targets;
 
 pub use locate::{Checker, KeyPath, Seg, from_ignored, line_col, locate, parse_document, syntax_error};
 
@@ -130,6 +132,8 @@ pub enum TargetKind {
     OpenText(Box<opentext::OpenTextConfig>),
     /// Dropbox (API v2).
     Dropbox(Box<dropbox::DropboxConfig>),
+    /// Confluence Cloud (REST v2 and v1).
+    Confluence(Box<confluence::ConfluenceConfig>),
 }
 
 /// Where the durable state lives.
@@ -397,65 +401,7 @@ fn build(raw: &RawConfig, base: &Path, file: &Path, ck: &mut Checker<'_>) -> Con
         }
         PipelineConfig { rules_dir: resolve(base, &p.rules), workers }
     });
-    let mut target_names = HashSet::new();
-    let targets = raw
-        .targets
-        .iter()
-        .enumerate()
-        .filter_map(|(i, t)| {
-            let key = root.key("targets").index(i);
-            if !is_valid_name(&t.name) {
-                ck.report(&key.key("name"), format!("`{}` is not a valid target name", t.name));
-            }
-            if !target_names.insert(t.name.as_str()) {
-                ck.report(&key.key("name"), format!("target `{}` is defined twice", t.name));
-            }
-            if t.kind != "fs" && t.root.is_some() {
-                ck.report(&key.key("root"), format!("`root` is a setting of `fs` targets, not of `{}`", t.kind));
-            }
-            if t.kind != "opentext" && t.opentext.is_some() {
-                ck.report(&key.key("opentext"), format!("[targets.opentext] does not belong to a `{}` target", t.kind));
-            }
-            if t.kind != "dropbox" && t.dropbox.is_some() {
-                ck.report(&key.key("dropbox"), format!("[targets.dropbox] does not belong to a `{}` target", t.kind));
-            }
-            if t.kind == "dropbox" {
-                return match &t.dropbox {
-                    Some(d) => dropbox::build(d, &key.key("dropbox"), base, ck)
-                        .map(|c| TargetConfig { name: t.name.clone(), kind: TargetKind::Dropbox(Box::new(c)) }),
-                    None => {
-                        ck.report(
-                            &key.key("type"),
-                            "a `dropbox` target needs a [targets.dropbox] table (app_key, ...)",
-                        );
-                        None
-                    }
-                };
-            }
-            let kind = match (t.kind.as_str(), &t.root, &t.opentext) {
-                ("fs", Some(r), _) => Some(TargetKind::Fs { root: resolve(base, r) }),
-                ("fs", None, _) => {
-                    ck.report(&key.key("type"), "an `fs` target needs `root = \"folder\"`");
-                    None
-                }
-                ("opentext", _, Some(o)) => {
-                    opentext::build(o, &key.key("opentext"), base, ck).map(|c| TargetKind::OpenText(Box::new(c)))
-                }
-                ("opentext", _, None) => {
-                    ck.report(
-                        &key.key("type"),
-                        "an `opentext` target needs a [targets.opentext] table (base_url, ...)",
-                    );
-                    None
-                }
-                (other, _, _) => {
-                    ck.report(&key.key("type"), format!("unknown target type `{other}`; known: fs, opentext, dropbox"));
-                    None
-                }
-            };
-            kind.map(|kind| TargetConfig { name: t.name.clone(), kind })
-        })
-        .collect();
+    let targets = targets::build(&raw.targets, &root, base, ck);
     let hot_folders = raw
         .hot_folders
         .iter()

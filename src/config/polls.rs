@@ -17,6 +17,18 @@
 //! [polls.write_back]
 //! delivered = "filed"              # move into this folder beside the file (or an absolute path)
 //! excepted = "rejected"
+//!
+//! [[polls]]
+//! name = "approved-pages"
+//! channel = "approved-docs"
+//! account = "confluence-intake"
+//! [polls.source]
+//! type = "confluence"
+//! target = "confluence"            # a `confluence` target: its connection is used
+//! cql = 'type=page AND space="ENG" AND label="approved"'   # or: space = "ENG" + label = "approved"
+//! [polls.write_back]
+//! label = "filed-in-ecm"           # added to the page after delivery
+//! property = "wharf-receipt"       # content property holding the target's receipt (JSON)
 //! ```
 
 use super::{Checker, KeyPath, TargetKind, is_valid_name};
@@ -45,13 +57,20 @@ pub struct RawPoll {
 /// `[polls.source]`.
 #[derive(Debug, Deserialize)]
 pub struct RawPollSource {
-    /// `dropbox`.
+    /// `dropbox` or `confluence`.
     #[serde(rename = "type")]
     pub kind: String,
     /// The target whose connection is used.
     pub target: String,
-    /// Folder.
+    /// dropbox: folder.
+    #[serde(default)]
     pub path: String,
+    /// confluence: the CQL selecting the pages.
+    pub cql: Option<String>,
+    /// confluence: space key (with `label`, instead of `cql`).
+    pub space: Option<String>,
+    /// confluence: label the pages carry (with `space`, instead of `cql`).
+    pub label: Option<String>,
     /// Include subfolders.
     #[serde(default)]
     pub recursive: bool,
@@ -66,6 +85,21 @@ pub struct RawWriteBack {
     pub delivered: Option<String>,
     /// Folder to move an excepted file into.
     pub excepted: Option<String>,
+    /// confluence: label added to a page after its delivery.
+    pub label: Option<String>,
+    /// confluence: content property set to the target's receipt after delivery.
+    pub property: Option<String>,
+}
+
+/// What a `confluence` poll selects and writes back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfluencePoll {
+    /// The CQL selecting the pages (without `ORDER BY`: the poll adds its own).
+    pub cql: String,
+    /// Label added after delivery.
+    pub label: Option<String>,
+    /// Content property set to the receipt after delivery.
+    pub property: Option<String>,
 }
 
 /// A validated poll.
@@ -91,6 +125,65 @@ pub struct PollConfig {
     pub on_delivered: Option<String>,
     /// Move excepted files here.
     pub on_excepted: Option<String>,
+    /// Set for a `confluence` source.
+    pub confluence: Option<ConfluencePoll>,
+}
+
+/// A CQL string literal.
+fn cql_quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// Whether a label is one Confluence accepts (no whitespace, none of `:;,.?&[]()#^*@!<>`).
+fn valid_label(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 255 && !name.chars().any(|c| c.is_whitespace() || ":;,.?&[]()#^*@!<>".contains(c))
+}
+
+fn confluence_source(p: &RawPoll, key: &KeyPath, ck: &mut Checker<'_>) -> Option<ConfluencePoll> {
+    let (sk, wk) = (key.key("source"), key.key("write_back"));
+    let before = ck.problems.len();
+    let cql = match (&p.source.cql, &p.source.space, &p.source.label) {
+        (Some(c), None, None) if !c.trim().is_empty() => {
+            if c.to_lowercase().contains("order by") {
+                ck.report(&sk.key("cql"), "leave out ORDER BY: the poll orders by lastmodified itself");
+            }
+            c.trim().to_string()
+        }
+        (None, Some(s), Some(l)) => {
+            if s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '~' || c == '_') {
+                ck.report(&sk.key("space"), "must be a space key such as `ENG`");
+            }
+            if !valid_label(l) {
+                ck.report(&sk.key("label"), "must be a Confluence label (no spaces or punctuation)");
+            }
+            format!("type=page AND space={} AND label={}", cql_quote(s), cql_quote(l))
+        }
+        _ => {
+            ck.report(&sk.key("cql"), "a `confluence` source needs `cql`, or `space` and `label` (not both)");
+            String::new()
+        }
+    };
+    if !p.source.path.is_empty() || p.source.name.is_some() || p.source.recursive {
+        ck.report(&sk.key("path"), "`path`, `name` and `recursive` belong to `dropbox` sources");
+    }
+    if p.write_back.delivered.is_some() || p.write_back.excepted.is_some() {
+        ck.report(&wk.key("delivered"), "a `confluence` source writes back `label` and `property`, not folders");
+    }
+    if let Some(l) = &p.write_back.label
+        && !valid_label(l)
+    {
+        ck.report(&wk.key("label"), "must be a Confluence label (no spaces or punctuation)");
+    }
+    if let Some(k) = &p.write_back.property
+        && (k.trim().is_empty() || k.len() > 255)
+    {
+        ck.report(&wk.key("property"), "must be a content property key (1..255 characters)");
+    }
+    (ck.problems.len() == before).then(|| ConfluencePoll {
+        cql,
+        label: p.write_back.label.clone(),
+        property: p.write_back.property.clone(),
+    })
 }
 
 fn folder(raw: &Option<String>, key: &KeyPath, ck: &mut Checker<'_>) -> Option<String> {
@@ -127,14 +220,31 @@ pub fn build(raw: &[RawPoll], config: &super::Config, ck: &mut Checker<'_>) -> V
                 ck.report(&key.key("every_secs"), "must be at least 1");
             }
             let sk = key.key("source");
-            if p.source.kind != "dropbox" {
-                ck.report(&sk.key("type"), format!("unknown source type `{}`; use `dropbox`", p.source.kind));
-            } else if !config
-                .targets
-                .iter()
-                .any(|t| t.name == p.source.target && matches!(t.kind, TargetKind::Dropbox(_)))
+            let kind_of = |t: &super::TargetConfig| match t.kind {
+                TargetKind::Dropbox(_) => "dropbox",
+                TargetKind::Confluence(_) => "confluence",
+                _ => "",
+            };
+            let confluence = if p.source.kind == "confluence" { confluence_source(p, &key, ck) } else { None };
+            if p.source.kind != "dropbox" && p.source.kind != "confluence" {
+                ck.report(
+                    &sk.key("type"),
+                    format!("unknown source type `{}`; use `dropbox` or `confluence`", p.source.kind),
+                );
+            } else if !config.targets.iter().any(|t| t.name == p.source.target && kind_of(t) == p.source.kind) {
+                ck.report(
+                    &sk.key("target"),
+                    format!("no `{}` target named `{}` in [[targets]]", p.source.kind, p.source.target),
+                );
+            }
+            if p.source.kind == "dropbox"
+                && (p.source.cql.is_some()
+                    || p.source.space.is_some()
+                    || p.source.label.is_some()
+                    || p.write_back.label.is_some()
+                    || p.write_back.property.is_some())
             {
-                ck.report(&sk.key("target"), format!("no `dropbox` target named `{}` in [[targets]]", p.source.target));
+                ck.report(&sk.key("cql"), "`cql`, `space`, `label` and `property` belong to `confluence` sources");
             }
             if !p.source.path.is_empty() && !p.source.path.starts_with('/') {
                 ck.report(&sk.key("path"), "must be an absolute Dropbox folder (`/Projects`), or empty for the root");
@@ -160,6 +270,7 @@ pub fn build(raw: &[RawPoll], config: &super::Config, ck: &mut Checker<'_>) -> V
                 name_filter,
                 on_delivered,
                 on_excepted,
+                confluence,
             })
         })
         .collect()

@@ -62,7 +62,7 @@ pub struct RawPipeline {
 pub struct RawTarget {
     /// Name the rules use.
     pub name: String,
-    /// Connector type: `fs`, `opentext`, `dropbox`.
+    /// Connector type: `fs`, `opentext`, `dropbox`, `confluence`.
     #[serde(rename = "type")]
     pub kind: String,
     /// fs: the folder documents are written under.
@@ -71,6 +71,8 @@ pub struct RawTarget {
     pub opentext: Option<super::opentext::RawOpenText>,
     /// dropbox: `[targets.dropbox]`.
     pub dropbox: Option<super::dropbox::RawDropbox>,
+    /// confluence: `[targets.confluence]`.
+    pub confluence: Option<super::confluence::RawConfluence>,
 }
 
 /// `[spool]`.

@@ -1,25 +1,25 @@
-//! Source polls: a Dropbox folder feeding a channel. Each poll lists what changed since its
-//! cursor, takes every new or changed file into the spool as a transfer of its channel (the same
-//! journal states, rules, exceptions and audit as an upload) and only then advances the cursor.
-//! A source that fails delays the next poll with backoff; the cursor stays where it was.
+//! Source polls: a connector (a Dropbox folder, Confluence pages chosen by CQL) feeding a channel.
+//! Each poll asks its [`Source`] what changed since its cursor, takes every new or changed item
+//! into the spool as a transfer of its channel (the same journal states, rules, exceptions and
+//! audit as an upload) and only then advances the cursor. A source that fails delays the next
+//! poll with backoff; the cursor stays where it was.
 //!
 //! Exactly once: an item revision is recorded against its transfer before its body is fetched
 //! ([`crate::spool::journal::Journal::record_source_item`]); a later poll skips it unless that
-//! transfer never completed. A body whose size or content hash differs from the listing (it
-//! changed while it was fetched) is dropped and the cursor kept, so the next poll takes the new
-//! version whole. A `reset` cursor lists the folder again; what was taken is skipped.
+//! transfer never completed. An item that changed while it was fetched is dropped and the cursor
+//! kept, so the next poll takes the new revision whole.
 //!
-//! Write-back: once an item's transfer is delivered (or excepted), the file is moved into the
-//! configured folder at the source, once (recorded in the journal).
+//! Write-back: once an item's transfer is delivered (or excepted), the source is told (a
+//! Dropbox file is moved, a Confluence page labelled and given the receipt), once (recorded in
+//! the journal).
+
+pub mod confluence;
+pub mod dropbox;
 
 use crate::audit::Event;
 use crate::config::polls::PollConfig;
-use crate::spool::{Origin, Spool};
-use crate::targets::dropbox::client::{ApiError, Client};
-use crate::targets::dropbox::hash::ContentHasher;
-use crate::targets::dropbox::listing::{self, ListError, Listed};
-use futures_util::StreamExt;
-use serde_json::json;
+use crate::spool::journal::SourceItem;
+use crate::spool::{Origin, Spool, Upload};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,61 +39,75 @@ pub struct Polled {
     pub changed: usize,
 }
 
+/// One item revision a source offers.
+#[derive(Debug, Clone, Default)]
+pub struct Item {
+    /// The item's id at the source (stable across revisions).
+    pub id: String,
+    /// Its revision.
+    pub rev: String,
+    /// The file name in the spool (made safe by the poller).
+    pub name: String,
+    /// How the source names it (logs, audit).
+    pub path: String,
+    /// `transfer.source.*` fields.
+    pub fields: BTreeMap<String, String>,
+    /// The body, when the source produced it while preparing the item.
+    pub body: Option<Vec<u8>>,
+}
+
+/// What a source listed since a cursor.
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    /// New and changed items (revisions), in the order they are to be taken.
+    pub items: Vec<Item>,
+    /// Items the source filtered out.
+    pub filtered: usize,
+    /// The cursor after them (the watermark), when there is one.
+    pub cursor: Option<String>,
+}
+
+/// A connector a poll reads from.
+#[async_trait::async_trait]
+pub trait Source: Send + Sync {
+    /// `dropbox`, `confluence`: the transfers' protocol.
+    fn system(&self) -> &'static str;
+
+    /// What changed since `cursor` (everything without one).
+    async fn list(&self, cursor: Option<&str>) -> Result<Listing, String>;
+
+    /// Completes an item before it is taken (fields, body); false when it moved on meanwhile.
+    async fn prepare(&self, _item: &mut Item) -> Result<bool, String> {
+        Ok(true)
+    }
+
+    /// Writes the item's body into `upload`; false when it changed while it was fetched.
+    async fn fetch(&self, item: &Item, upload: &Upload) -> Result<bool, String>;
+
+    /// Tells the source an item's outcome (`delivered` with the target's receipt, or
+    /// `excepted`); returns what was done (journaled, never done again); an error is retried
+    /// at the next poll.
+    async fn write_back(&self, item: &SourceItem, state: &str, receipt: Option<&str>) -> Result<String, String>;
+}
+
 /// A file name fit for the spool: control characters and slashes become `_`.
-fn spool_name(name: &str) -> String {
+pub fn spool_name(name: &str) -> String {
     let cleaned: String = name.chars().map(|c| if c.is_control() || c == '/' || c == '\\' { '_' } else { c }).collect();
     let trimmed = cleaned.trim_start_matches('.').trim();
     if trimmed.is_empty() { "unnamed".to_string() } else { trimmed.to_string() }
-}
-
-fn fields(poll: &PollConfig, f: &Listed) -> BTreeMap<String, String> {
-    let folder = f.path.rsplit_once('/').map(|(d, _)| d.to_string()).unwrap_or_default();
-    let dirs = folder.clone();
-    [
-        ("poll", poll.name.clone()),
-        ("system", "dropbox".to_string()),
-        ("id", f.id.clone()),
-        ("rev", f.rev.clone()),
-        ("path", f.path.clone()),
-        ("folder", dirs),
-        ("name", f.name.clone()),
-        ("size", f.size.to_string()),
-        ("modified", f.server_modified.clone()),
-        ("client_modified", f.client_modified.clone()),
-        ("content_hash", f.content_hash.clone()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    // `dir1`, `dir2`, ...: the folders of the path, so rules can take a business key from it
-    // (`/Projects/V10001/Final/x.pdf` has `dir2 = V10001`)
-    .chain(
-        folder.split('/').filter(|c| !c.is_empty()).enumerate().map(|(i, c)| (format!("dir{}", i + 1), c.to_string())),
-    )
-    .collect()
 }
 
 /// One poll against one source.
 pub struct Poller {
     spool: Arc<Spool>,
     poll: PollConfig,
-    client: Arc<Client>,
+    source: Arc<dyn Source>,
 }
 
 impl Poller {
-    /// A poller for `poll`, using `client`.
-    pub fn new(spool: Arc<Spool>, poll: PollConfig, client: Arc<Client>) -> Self {
-        Self { spool, poll, client }
-    }
-
-    fn wanted(&self, f: &Listed) -> bool {
-        let in_write_back = [&self.poll.on_delivered, &self.poll.on_excepted].into_iter().flatten().any(|w| {
-            if w.starts_with('/') {
-                f.path.to_lowercase().starts_with(&format!("{}/", w.to_lowercase()))
-            } else {
-                f.path.to_lowercase().contains(&format!("/{}/", w.to_lowercase()))
-            }
-        });
-        !in_write_back && self.poll.name_filter.as_ref().is_none_or(|re| re.is_match(&f.path))
+    /// A poller for `poll`, reading `source`.
+    pub fn new(spool: Arc<Spool>, poll: PollConfig, source: Arc<dyn Source>) -> Self {
+        Self { spool, poll, source }
     }
 
     /// Lists the changes and takes them; advances the cursor when all are in the spool.
@@ -104,78 +118,67 @@ impl Poller {
         let journal = self.spool.journal();
         let name = &self.poll.name;
         let cursor = journal.source_cursor(name).await.map_err(|e| e.to_string())?;
-        let changes =
-            match listing::changes(&self.client, &self.poll.path, self.poll.recursive, cursor.as_deref()).await {
-                Err(ListError::Reset) => {
-                    tracing::warn!(poll = %name, "the source reset its cursor; listing the folder again");
-                    listing::changes(&self.client, &self.poll.path, self.poll.recursive, None).await
-                }
-                other => other,
-            }
-            .map_err(|e| e.to_string())?;
-        let mut done = Polled::default();
-        for f in &changes.files {
-            if !self.wanted(f) || journal.source_item_taken(name, &f.id, &f.rev).await.map_err(|e| e.to_string())? {
+        let listing = self.source.list(cursor.as_deref()).await?;
+        let mut done = Polled { skipped: listing.filtered, ..Polled::default() };
+        for mut item in listing.items {
+            if journal.source_item_taken(name, &item.id, &item.rev).await.map_err(|e| e.to_string())? {
                 done.skipped += 1;
                 continue;
             }
-            match self.take(f).await? {
-                true => done.taken += 1,
-                false => done.changed += 1,
+            let taken = self.source.prepare(&mut item).await? && self.take(&item).await?;
+            if taken {
+                done.taken += 1;
+            } else {
+                tracing::info!(poll = %name, item = %item.path, "the item changed while it was fetched; the next poll takes it");
+                done.changed += 1;
             }
         }
         // The cursor moves only when everything before it is in the spool.
-        let cursor = (done.changed == 0).then_some(changes.cursor.as_str());
+        let cursor = listing.cursor.filter(|_| done.changed == 0);
         let line = format!("taken {}, skipped {}, changed while fetched {}", done.taken, done.skipped, done.changed);
-        journal.set_source_cursor(name, cursor, &line).await.map_err(|e| e.to_string())?;
+        journal.set_source_cursor(name, cursor.as_deref(), &line).await.map_err(|e| e.to_string())?;
         Ok(done)
     }
 
-    /// Takes one file; false when it changed while it was fetched.
-    async fn take(&self, f: &Listed) -> Result<bool, String> {
-        let origin = Origin { account: self.poll.account.clone(), protocol: "dropbox", remote_addr: None };
-        let name = spool_name(&f.name);
+    /// Takes one item; false when it changed while it was fetched.
+    async fn take(&self, item: &Item) -> Result<bool, String> {
+        let system = self.source.system();
+        let origin = Origin { account: self.poll.account.clone(), protocol: system, remote_addr: None };
         let upload = self
             .spool
-            .begin_transfer(&self.poll.channel, "dropbox", &name, &origin)
+            .begin_transfer(&self.poll.channel, system, &spool_name(&item.name), &origin)
             .await
-            .map_err(|e| format!("{}: {e}", f.path))?;
+            .map_err(|e| format!("{}: {e}", item.path))?;
         let id = upload.id().to_string();
         let span = tracing::info_span!("poll", poll = %self.poll.name, transfer = %id, account = %self.poll.account, channel = %self.poll.channel);
         let _enter = span.enter();
+        let mut fields = item.fields.clone();
+        fields.insert("poll".into(), self.poll.name.clone());
+        fields.insert("system".into(), system.to_string());
         let journal = self.spool.journal();
         journal
-            .record_source_item(&self.poll.name, &f.id, &f.rev, &id, &fields(&self.poll, f))
+            .record_source_item(&self.poll.name, &item.id, &item.rev, &id, &fields)
             .await
             .map_err(|e| e.to_string())?;
-        let mut stream = listing::download(&self.client, &f.rev).await.map_err(|e| format!("{}: {e}", f.path))?;
-        let (mut offset, mut hasher) = (0u64, ContentHasher::default());
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| format!("{}: download interrupted: {e}", f.path))?;
-            hasher.update(&chunk);
-            upload.write_at(offset, chunk.to_vec()).await.map_err(|e| format!("{}: {e}", f.path))?;
-            offset += chunk.len() as u64;
-        }
-        if offset != f.size || hasher.finish() != f.content_hash {
-            tracing::info!(path = %f.path, "the file changed while it was fetched; the next poll takes it");
+        if !self.source.fetch(item, &upload).await? {
             return Ok(false); // dropping the upload aborts the transfer
         }
-        let committed = upload.commit().await.map_err(|e| format!("{}: {e}", f.path))?;
+        let committed = upload.commit().await.map_err(|e| format!("{}: {e}", item.path))?;
         self.spool.audit().record(
             Event::new("upload_completed")
                 .account(&self.poll.account)
-                .protocol("dropbox")
-                .path(&f.path)
+                .protocol(system)
+                .path(&item.path)
                 .size(committed.written.size)
                 .sha256(&committed.written.sha256)
                 .transfer(&id)
-                .reason(&format!("poll {} took {} rev {}", self.poll.name, f.id, f.rev)),
+                .reason(&format!("poll {} took {} rev {}", self.poll.name, item.id, item.rev)),
         );
         self.spool.notify_received();
         Ok(true)
     }
 
-    /// Moves delivered and excepted items into their write-back folders, once each.
+    /// Tells the source the outcome of delivered and excepted items, once each.
     pub async fn write_back(&self) {
         let journal = self.spool.journal();
         let due = match journal.write_backs_due(&self.poll.name).await {
@@ -183,33 +186,26 @@ impl Poller {
             Err(e) => return tracing::warn!(poll = %self.poll.name, error = %e, "cannot read due write-backs"),
         };
         for (item, state) in due {
-            let target = if state == "delivered" { &self.poll.on_delivered } else { &self.poll.on_excepted };
-            let Some(folder) = target else {
-                let _ = journal.mark_written_back(&item.poll, &item.item, &item.rev, &format!("{state}: none")).await;
-                continue;
-            };
-            let f = item.field_map();
-            let (Some(from), Some(name)) = (f.get("path"), f.get("name")) else { continue };
-            let dir = if folder.starts_with('/') {
-                folder.clone()
-            } else {
-                format!("{}/{folder}", f.get("folder").map_or("", String::as_str))
-            };
-            let to = format!("{dir}/{name}");
-            let arg = json!({ "from_path": from, "to_path": to, "autorename": true });
-            let what = match self.client.rpc("files/move_v2", &arg).await {
-                Ok(_) => format!("{state}: moved to {to}"),
-                Err(ApiError::Endpoint { tag, .. }) if tag.contains("not_found") => format!("{state}: already gone"),
+            let receipt = match journal.delivered_receipt(&item.transfer_id).await {
+                Ok(r) => r,
                 Err(e) => {
-                    tracing::warn!(poll = %self.poll.name, path = %from, error = %e, "write-back failed; retried next poll");
+                    tracing::warn!(poll = %self.poll.name, error = %e, "cannot read the receipt; retried next poll");
+                    continue;
+                }
+            };
+            let what = match self.source.write_back(&item, &state, receipt.as_deref()).await {
+                Ok(w) => w,
+                Err(e) => {
+                    tracing::warn!(poll = %self.poll.name, item = %item.item, error = %e, "write-back failed; retried next poll");
                     continue;
                 }
             };
             if journal.mark_written_back(&item.poll, &item.item, &item.rev, &what).await.is_ok() {
+                let path = item.field_map().get("path").cloned().unwrap_or_else(|| item.item.clone());
                 self.spool.audit().record(
                     Event::new("source_written_back")
                         .account(&self.poll.account)
-                        .path(from)
+                        .path(&path)
                         .transfer(&item.transfer_id)
                         .reason(&what),
                 );

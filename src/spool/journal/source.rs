@@ -147,6 +147,21 @@ impl Journal {
         Ok(out)
     }
 
+    /// The receipt of the delivered transfer an item became (or of a delivered resubmission).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn delivered_receipt(&self, transfer_id: &str) -> Result<Option<String>, Error> {
+        Ok(sqlx::query_scalar::<_, Option<String>>(
+            "SELECT receipt FROM transfers WHERE (id = ? OR parent_id = ?) AND state = 'delivered' ORDER BY id DESC LIMIT 1",
+        )
+        .bind(transfer_id)
+        .bind(transfer_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .flatten())
+    }
+
     /// Marks a write-back done (`what` says which).
     ///
     /// # Errors

@@ -30,6 +30,8 @@ struct FaultState {
     drop: u32,
     /// Bumped by `expire_tokens`: OAuth access tokens issued under an older generation are dead.
     token_generation: u64,
+    /// Pages another user edits just before the next `PUT /pages/{id}` of each is handled.
+    races: Vec<u64>,
 }
 
 /// What the next API call suffers (drop, then throttle, then fail take precedence in that order).
@@ -93,6 +95,25 @@ impl Faults {
         let mut f = self.lock();
         let g = f.token_generation;
         *f = FaultState { token_generation: g, ..FaultState::default() };
+    }
+
+    /// Another user edits page `id` (version + 1) right before the next `PUT /pages/{id}` is
+    /// handled, so an update computed from the version read before fails with 409: a race made
+    /// deterministic.
+    pub fn race_next_update(&self, id: u64) {
+        self.lock().races.push(id);
+    }
+
+    /// Whether a race is pending for this page's update (consumed).
+    pub fn take_race(&self, id: u64) -> bool {
+        let mut f = self.lock();
+        match f.races.iter().position(|r| *r == id) {
+            Some(i) => {
+                f.races.remove(i);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Consumes one pending fault for an API call, if any.

@@ -128,7 +128,18 @@ async fn route(ctx: &Ctx, segs: &[&str], req: Request) -> Response {
         ("GET", ["api", "v2", "pages"]) => pages::all_pages(ctx, &q),
         ("POST", ["api", "v2", "pages"]) => pages::create(ctx, &q, req).await,
         ("GET", ["api", "v2", "pages", id]) => pages::get(ctx, id, &q),
-        ("PUT", ["api", "v2", "pages", id]) => pages::update(ctx, id, &q, req).await,
+        ("PUT", ["api", "v2", "pages", id]) => {
+            if let Ok(n) = id.parse::<u64>()
+                && ctx.sh.faults.take_race(n)
+            {
+                let other = ctx.sh.other_account_id.clone();
+                let mut st = ctx.sh.st();
+                if let Some(p) = st.pages.get_mut(&n) {
+                    p.version = super::state::version(p.version.number + 1, &other, chrono::Utc::now(), "", false);
+                }
+            }
+            pages::update(ctx, id, &q, req).await
+        }
         ("GET", ["api", "v2", "pages", id, "labels"]) => meta::labels(ctx, id, &q),
         ("GET", ["api", "v2", "pages", id, "properties"]) => meta::properties(ctx, id, &q),
         ("POST", ["api", "v2", "pages", id, "properties"]) => meta::create_property(ctx, id, req).await,

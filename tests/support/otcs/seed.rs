@@ -241,6 +241,7 @@ fn attr(id: i64, name: &str, type_name: AttrType, required: bool) -> SeedAttribu
 
 impl Default for Seed {
     /// The demo: Invoices, Contracts, Vendors (workspace location), category 9830 "Invoice",
+    /// category 9840 "Engineering Document" (scenario 001),
     /// workspace type 10 "Vendor" (template 20) and the workspace "ACME Corp" (BO V10001).
     fn default() -> Self {
         let mut status = attr(6, "Status", AttrType::String, false);
@@ -251,17 +252,33 @@ impl Default for Seed {
             ticket_ttl_secs: default_ttl(),
             multipart: MultipartSettings::default(),
             folders: vec![folder(2001, "Invoices"), folder(2002, "Contracts"), folder(2003, "Vendors")],
-            categories: vec![SeedCategory {
-                id: 9830,
-                name: "Invoice".into(),
-                attributes: vec![
-                    attr(2, "Vendor", AttrType::String, true),
-                    attr(3, "Invoice Number", AttrType::String, false),
-                    attr(4, "Invoice Date", AttrType::Date, false),
-                    attr(5, "wharf SHA256", AttrType::String, false),
-                    status,
-                ],
-            }],
+            categories: vec![
+                SeedCategory {
+                    id: 9830,
+                    name: "Invoice".into(),
+                    attributes: vec![
+                        attr(2, "Vendor", AttrType::String, true),
+                        attr(3, "Invoice Number", AttrType::String, false),
+                        attr(4, "Invoice Date", AttrType::Date, false),
+                        attr(5, "wharf SHA256", AttrType::String, false),
+                        status,
+                    ],
+                },
+                SeedCategory {
+                    // scenario 001 (deploy/confluence.example.toml): approved wiki pages
+                    id: 9840,
+                    name: "Engineering Document".into(),
+                    attributes: vec![
+                        attr(2, "Project", AttrType::String, true),
+                        attr(3, "Document Type", AttrType::String, false),
+                        attr(4, "Owner", AttrType::String, false),
+                        attr(5, "Approval Status", AttrType::String, false),
+                        attr(6, "Retention Category", AttrType::String, false),
+                        attr(7, "Page Id", AttrType::String, false),
+                        attr(8, "Page Version", AttrType::String, false),
+                    ],
+                },
+            ],
             workspace_types: vec![SeedWorkspaceType {
                 wksp_type_id: 10,
                 name: "Vendor".into(),
