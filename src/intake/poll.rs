@@ -151,7 +151,17 @@ impl Poller {
             .map_err(|e| format!("{}: {e}", item.path))?;
         let id = upload.id().to_string();
         let span = tracing::info_span!("poll", poll = %self.poll.name, transfer = %id, account = %self.poll.account, channel = %self.poll.channel);
-        let _enter = span.enter();
+        tracing::Instrument::instrument(self.take_into(item, upload, id, system), span).await
+    }
+
+    /// The rest of [`Self::take`], inside the transfer's span.
+    async fn take_into(
+        &self,
+        item: &Item,
+        upload: crate::spool::Upload,
+        id: String,
+        system: &'static str,
+    ) -> Result<bool, String> {
         let mut fields = item.fields.clone();
         fields.insert("poll".into(), self.poll.name.clone());
         fields.insert("system".into(), system.to_string());
