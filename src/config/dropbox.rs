@@ -149,7 +149,9 @@ pub fn build(raw: &RawDropbox, key: &KeyPath, base: &Path, ck: &mut Checker<'_>)
         ck.report(&key.key("refresh_token_env"), "give `refresh_token_env` or `refresh_token_file`");
     }
     let root = raw.root.as_deref().unwrap_or("").trim_end_matches('/').to_string();
-    if !root.is_empty() && (!root.starts_with('/') || root.split('/').any(|c| c == ".." || c == ".")) {
+    if !root.is_empty()
+        && (!root.starts_with('/') || root[1..].split('/').any(|c| c.is_empty() || c == ".." || c == "."))
+    {
         ck.report(&key.key("root"), "must be an absolute Dropbox folder such as `/wharf` (no `.` or `..`)");
     }
     let single_upload_max = match (raw.single_upload_max_mib, raw.single_upload_max_bytes) {
@@ -157,14 +159,14 @@ pub fn build(raw: &RawDropbox, key: &KeyPath, base: &Path, ck: &mut Checker<'_>)
             ck.report(&key.key("single_upload_max_bytes"), "give `single_upload_max_mib` or `_bytes`, not both");
             MAX_SINGLE
         }
-        (Some(m), None) => m << 20,
+        (Some(m), None) => m.saturating_mul(1 << 20),
         (None, Some(b)) => b,
         (None, None) => MAX_SINGLE,
     };
     if single_upload_max == 0 || single_upload_max > MAX_SINGLE {
         ck.report(&key.key("single_upload_max_mib"), "must be between 1 byte and 150 MiB (Dropbox's limit)");
     }
-    let chunk = raw.chunk_mib.unwrap_or(8) << 20;
+    let chunk = raw.chunk_mib.unwrap_or(8).saturating_mul(1 << 20);
     if chunk == 0 || !chunk.is_multiple_of(BLOCK) || chunk > MAX_SINGLE {
         ck.report(&key.key("chunk_mib"), "must be a multiple of 4 up to 148 (MiB)");
     }

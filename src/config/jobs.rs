@@ -280,7 +280,9 @@ fn build_destination(
         return None;
     }
     let folder = d.folder.as_deref().unwrap_or("").trim_matches('/').to_string();
-    if folder.split('/').any(|c| c == "." || c == ".." || c.chars().any(char::is_control)) {
+    if !folder.is_empty()
+        && folder.split('/').any(|c| c.is_empty() || c == "." || c == ".." || c.chars().any(char::is_control))
+    {
         ck.report(&dk.key("folder"), "must be a folder under the target's root, without `.` or `..`");
         return None;
     }

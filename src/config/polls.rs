@@ -188,7 +188,11 @@ fn confluence_source(p: &RawPoll, key: &KeyPath, ck: &mut Checker<'_>) -> Option
 
 fn folder(raw: &Option<String>, key: &KeyPath, ck: &mut Checker<'_>) -> Option<String> {
     let f = raw.as_ref()?.trim_end_matches('/').to_string();
-    if f.is_empty() || f.split('/').any(|c| c == ".." || c == ".") || f.chars().any(char::is_control) {
+    let body = f.strip_prefix('/').unwrap_or(&f);
+    if body.is_empty()
+        || body.split('/').any(|c| c.is_empty() || c == ".." || c == ".")
+        || f.chars().any(char::is_control)
+    {
         ck.report(key, "must be a folder name (`filed`) or an absolute path (`/Archive/filed`), without `.` or `..`");
         return None;
     }

@@ -214,6 +214,7 @@ refresh_token_file = "t"
 chunk_mib = 5
 batch_max = 0
 root = "relative"
+single_upload_max_mib = 9223372036854775807
 
 [[targets]]
 name = "files"
@@ -240,6 +241,7 @@ delivered = "../up"
         "targets[0].dropbox.refresh_token_file: give `refresh_token_env` or `refresh_token_file`, not both",
         "targets[0].dropbox.root: must be an absolute Dropbox folder",
         "targets[0].dropbox.chunk_mib: must be a multiple of 4",
+        "targets[0].dropbox.single_upload_max_mib: must be between 1 byte and 150 MiB",
         "targets[0].dropbox.batch_max: must be between 1 and 1000",
         "polls[0].account: no account named `nobody`",
         "polls[0].channel: a poll needs [pipeline]",
