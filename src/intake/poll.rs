@@ -37,6 +37,8 @@ pub struct Polled {
     pub skipped: usize,
     /// Items that changed while fetched (taken next time).
     pub changed: usize,
+    /// Items the source refused for good (skipped, audited).
+    pub refused: usize,
 }
 
 /// One item revision a source offers.
@@ -67,6 +69,18 @@ pub struct Listing {
     pub cursor: Option<String>,
 }
 
+/// Why one item could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum ItemError {
+    /// The source or the spool failed: the poll stops and retries later, keeping its cursor.
+    #[error("{0}")]
+    Transient(String),
+    /// The source refuses this item for good (restricted content, not a file, too large): it
+    /// is skipped with an audited reason, so one bad item never holds up the ones after it.
+    #[error("{0}")]
+    Refused(String),
+}
+
 /// A connector a poll reads from.
 #[async_trait::async_trait]
 pub trait Source: Send + Sync {
@@ -77,12 +91,12 @@ pub trait Source: Send + Sync {
     async fn list(&self, cursor: Option<&str>) -> Result<Listing, String>;
 
     /// Completes an item before it is taken (fields, body); false when it moved on meanwhile.
-    async fn prepare(&self, _item: &mut Item) -> Result<bool, String> {
+    async fn prepare(&self, _item: &mut Item) -> Result<bool, ItemError> {
         Ok(true)
     }
 
     /// Writes the item's body into `upload`; false when it changed while it was fetched.
-    async fn fetch(&self, item: &Item, upload: &Upload) -> Result<bool, String>;
+    async fn fetch(&self, item: &Item, upload: &Upload) -> Result<bool, ItemError>;
 
     /// Tells the source an item's outcome (`delivered` with the target's receipt, or
     /// `excepted`); returns what was done (journaled, never done again); an error is retried
@@ -125,30 +139,49 @@ impl Poller {
                 done.skipped += 1;
                 continue;
             }
-            let taken = self.source.prepare(&mut item).await? && self.take(&item).await?;
-            if taken {
-                done.taken += 1;
-            } else {
-                tracing::info!(poll = %name, item = %item.path, "the item changed while it was fetched; the next poll takes it");
-                done.changed += 1;
+            let taken = match self.source.prepare(&mut item).await {
+                Ok(true) => self.take(&item).await,
+                other => other,
+            };
+            match taken {
+                Ok(true) => done.taken += 1,
+                Ok(false) => {
+                    tracing::info!(poll = %name, item = %item.path, "the item changed while it was fetched; the next poll takes it");
+                    done.changed += 1;
+                }
+                Err(ItemError::Refused(why)) => {
+                    tracing::warn!(poll = %name, item = %item.path, reason = %why, "the source refuses this item; skipped");
+                    self.spool.audit().record(
+                        Event::new("source_item_refused")
+                            .account(&self.poll.account)
+                            .protocol(self.source.system())
+                            .path(&item.path)
+                            .reason(&format!("poll {name}: {} rev {}: {why}", item.id, item.rev)),
+                    );
+                    done.refused += 1;
+                }
+                Err(ItemError::Transient(e)) => return Err(e),
             }
         }
         // The cursor moves only when everything before it is in the spool.
         let cursor = listing.cursor.filter(|_| done.changed == 0);
-        let line = format!("taken {}, skipped {}, changed while fetched {}", done.taken, done.skipped, done.changed);
+        let line = format!(
+            "taken {}, skipped {}, changed while fetched {}, refused by the source {}",
+            done.taken, done.skipped, done.changed, done.refused
+        );
         journal.set_source_cursor(name, cursor.as_deref(), &line).await.map_err(|e| e.to_string())?;
         Ok(done)
     }
 
     /// Takes one item; false when it changed while it was fetched.
-    async fn take(&self, item: &Item) -> Result<bool, String> {
+    async fn take(&self, item: &Item) -> Result<bool, ItemError> {
         let system = self.source.system();
         let origin = Origin { account: self.poll.account.clone(), protocol: system, remote_addr: None };
         let upload = self
             .spool
             .begin_transfer(&self.poll.channel, system, &spool_name(&item.name), &origin)
             .await
-            .map_err(|e| format!("{}: {e}", item.path))?;
+            .map_err(|e| ItemError::Transient(format!("{}: {e}", item.path)))?;
         let id = upload.id().to_string();
         let span = tracing::info_span!("poll", poll = %self.poll.name, transfer = %id, account = %self.poll.account, channel = %self.poll.channel);
         tracing::Instrument::instrument(self.take_into(item, upload, id, system), span).await
@@ -161,7 +194,7 @@ impl Poller {
         upload: crate::spool::Upload,
         id: String,
         system: &'static str,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, ItemError> {
         let mut fields = item.fields.clone();
         fields.insert("poll".into(), self.poll.name.clone());
         fields.insert("system".into(), system.to_string());
@@ -169,11 +202,11 @@ impl Poller {
         journal
             .record_source_item(&self.poll.name, &item.id, &item.rev, &id, &fields)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| ItemError::Transient(e.to_string()))?;
         if !self.source.fetch(item, &upload).await? {
             return Ok(false); // dropping the upload aborts the transfer
         }
-        let committed = upload.commit().await.map_err(|e| format!("{}: {e}", item.path))?;
+        let committed = upload.commit().await.map_err(|e| ItemError::Transient(format!("{}: {e}", item.path)))?;
         self.spool.audit().record(
             Event::new("upload_completed")
                 .account(&self.poll.account)
@@ -263,5 +296,70 @@ mod tests {
         assert_eq!(spool_name("..\\..\\x.pdf"), "_.._x.pdf");
         assert_eq!(spool_name(".hidden"), "hidden");
         assert_eq!(spool_name("..."), "unnamed");
+    }
+
+    /// A source of three items whose second one it refuses to hand out.
+    struct Stubborn;
+
+    #[async_trait::async_trait]
+    impl Source for Stubborn {
+        fn system(&self) -> &'static str {
+            "dropbox"
+        }
+        async fn list(&self, _cursor: Option<&str>) -> Result<Listing, String> {
+            let item = |n: &str| Item {
+                id: n.into(),
+                rev: "1".into(),
+                name: format!("{n}.pdf"),
+                path: format!("/{n}.pdf"),
+                ..Item::default()
+            };
+            Ok(Listing { items: vec![item("a"), item("b"), item("c")], filtered: 0, cursor: Some("after-c".into()) })
+        }
+        async fn fetch(&self, item: &Item, upload: &Upload) -> Result<bool, ItemError> {
+            if item.id == "b" {
+                return Err(ItemError::Refused("/b.pdf: Dropbox refused the request: path/restricted_content".into()));
+            }
+            upload.write_at(0, b"%PDF-1.7\n".to_vec()).await.map_err(|e| ItemError::Transient(e.to_string()))?;
+            Ok(true)
+        }
+        async fn write_back(&self, _: &SourceItem, state: &str, _: Option<&str>) -> Result<String, String> {
+            Ok(format!("{state}: none"))
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_item_the_source_refuses_is_skipped_with_a_reason_and_does_not_hold_up_the_rest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = crate::config::SpoolConfig {
+            root: dir.path().join("spool"),
+            journal: dir.path().join("spool/journal.db"),
+            audit_log: dir.path().join("spool/audit.jsonl"),
+        };
+        let audit = Arc::new(crate::audit::Audit::open(&cfg.audit_log).expect("audit"));
+        let spool = Spool::open(&cfg, audit).await.expect("spool");
+        let poll = PollConfig {
+            name: "p".into(),
+            channel: "invoices".into(),
+            account: "acme".into(),
+            every: Duration::from_secs(60),
+            target: "dbx".into(),
+            path: String::new(),
+            recursive: false,
+            name_filter: None,
+            on_delivered: None,
+            on_excepted: None,
+            confluence: None,
+        };
+        let poller = Poller::new(spool.clone(), poll, Arc::new(Stubborn));
+        let done = poller.poll_once().await.expect("the poll itself succeeds");
+        assert_eq!((done.taken, done.refused, done.changed), (2, 1, 0));
+        assert_eq!(
+            spool.journal().source_cursor("p").await.expect("cursor").as_deref(),
+            Some("after-c"),
+            "the cursor moves on"
+        );
+        let trail = std::fs::read_to_string(dir.path().join("spool/audit.jsonl")).expect("audit");
+        assert!(trail.contains("source_item_refused") && trail.contains("restricted_content"), "{trail}");
     }
 }

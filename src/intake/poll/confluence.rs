@@ -4,7 +4,7 @@
 //! with its labels and content properties as `transfer.source.*`; after delivery the page gets
 //! the write-back label and a content property holding the target's receipt.
 
-use super::{Item, Listing, Source};
+use super::{Item, ItemError, Listing, Source};
 use crate::config::polls::ConfluencePoll;
 use crate::spool::Upload;
 use crate::spool::journal::SourceItem;
@@ -69,15 +69,23 @@ impl Source for ConfluenceSource {
         Ok(Listing { items, filtered: 0, cursor: watermark })
     }
 
-    async fn prepare(&self, item: &mut Item) -> Result<bool, String> {
+    async fn prepare(&self, item: &mut Item) -> Result<bool, ItemError> {
         let f = Found {
             id: item.id.clone(),
-            version: item.rev.parse().map_err(|_| format!("{}: bad version {}", item.path, item.rev))?,
+            version: item
+                .rev
+                .parse()
+                .map_err(|_| ItemError::Refused(format!("{}: bad version {}", item.path, item.rev)))?,
             title: item.fields.get("title").cloned().unwrap_or_default(),
             space: item.fields.get("space").cloned().unwrap_or_default(),
             modified: item.fields.get("modified").cloned().unwrap_or_default(),
         };
-        match source::fetch(&self.client, &f).await.map_err(|e| format!("{}: {e}", item.path))? {
+        let fetched = source::fetch(&self.client, &f).await.map_err(|e| match e.status() {
+            // about this page only: too large, unprocessable
+            Some(413 | 422) => ItemError::Refused(format!("{}: {e}", item.path)),
+            _ => ItemError::Transient(format!("{}: {e}", item.path)),
+        })?;
+        match fetched {
             Some(fetched) => {
                 item.fields.extend(fetched.fields);
                 item.body = Some(fetched.html);
@@ -87,9 +95,9 @@ impl Source for ConfluenceSource {
         }
     }
 
-    async fn fetch(&self, item: &Item, upload: &Upload) -> Result<bool, String> {
+    async fn fetch(&self, item: &Item, upload: &Upload) -> Result<bool, ItemError> {
         let Some(body) = &item.body else { return Ok(false) };
-        upload.write_at(0, body.clone()).await.map_err(|e| format!("{}: {e}", item.path))?;
+        upload.write_at(0, body.clone()).await.map_err(|e| ItemError::Transient(format!("{}: {e}", item.path)))?;
         Ok(true)
     }
 

@@ -3,7 +3,7 @@
 //! listed size and content hash; write-back moves the file into a folder beside it (or an
 //! absolute one).
 
-use super::{Item, Listing, Source};
+use super::{Item, ItemError, Listing, Source};
 use crate::config::polls::PollConfig;
 use crate::spool::Upload;
 use crate::spool::journal::SourceItem;
@@ -96,13 +96,21 @@ impl Source for DropboxSource {
         Ok(out)
     }
 
-    async fn fetch(&self, item: &Item, upload: &Upload) -> Result<bool, String> {
-        let mut stream = listing::download(&self.client, &item.rev).await.map_err(|e| format!("{}: {e}", item.path))?;
+    async fn fetch(&self, item: &Item, upload: &Upload) -> Result<bool, ItemError> {
+        let mut stream = listing::download(&self.client, &item.rev).await.map_err(|e| match e {
+            // about this file only (restricted_content, not_file, unsupported_file, ...)
+            ApiError::Endpoint { .. } => ItemError::Refused(format!("{}: {e}", item.path)),
+            // credentials, the service: every item would fail alike
+            _ => ItemError::Transient(format!("{}: {e}", item.path)),
+        })?;
         let (mut offset, mut hasher) = (0u64, ContentHasher::default());
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| format!("{}: download interrupted: {e}", item.path))?;
+            let chunk = chunk.map_err(|e| ItemError::Transient(format!("{}: download interrupted: {e}", item.path)))?;
             hasher.update(&chunk);
-            upload.write_at(offset, chunk.to_vec()).await.map_err(|e| format!("{}: {e}", item.path))?;
+            upload
+                .write_at(offset, chunk.to_vec())
+                .await
+                .map_err(|e| ItemError::Transient(format!("{}: {e}", item.path)))?;
             offset += chunk.len() as u64;
         }
         let listed_size = item.fields.get("size").and_then(|s| s.parse::<u64>().ok());
