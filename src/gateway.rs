@@ -146,12 +146,15 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         }));
     }
 
+    // One connection per Dropbox target, shared by deliveries, polls and outbound jobs: one
+    // concurrency limit, one token, one commit queue (Dropbox takes one write at a time).
+    let dropbox = dropbox_targets(&config).map_err(Error::Other)?;
     if let (Some(p), Some(rules)) = (&config.pipeline, rules) {
-        let targets = build_targets(&config).map_err(Error::Other)?;
+        let targets = build_targets(&config, &dropbox).map_err(Error::Other)?;
         let pipeline = Arc::new(Pipeline::new(spool.clone(), rules, targets, &config));
         pipeline.start(p.workers, shutdown.clone(), &mut tasks).await.map_err(|e| Error::Spool(e.into()))?;
         for poll in &config.polls {
-            let source = poll_source(poll, &config).map_err(Error::Other)?;
+            let source = poll_source(poll, &config, &dropbox).map_err(Error::Other)?;
             let poller = crate::intake::poll::Poller::new(spool.clone(), poll.clone(), source);
             tasks.spawn(poller.run(shutdown.clone()));
             tracing::info!(poll = %poll.name, channel = %poll.channel, "polling source");
@@ -163,7 +166,8 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     }
 
     if !config.jobs.is_empty() {
-        let outbound = Arc::new(crate::outbound::Outbound::new(spool.clone(), &config).map_err(Error::Other)?);
+        let outbound = crate::outbound::Outbound::with_dropbox(spool.clone(), &config, dropbox.clone());
+        let outbound = Arc::new(outbound.map_err(Error::Other)?);
         outbound.recover_all().await;
         let clock = Arc::new(crate::outbound::schedule::SystemClock);
         tasks.spawn(crate::outbound::scheduler::run(outbound, clock, shutdown.clone()));
@@ -235,14 +239,15 @@ pub fn load_rules(config: &Config) -> Result<Option<Rules>, Error> {
 fn poll_source(
     poll: &crate::config::polls::PollConfig,
     config: &Config,
+    dropbox: &DropboxTargets,
 ) -> Result<Arc<dyn crate::intake::poll::Source>, String> {
     use crate::intake::poll::{confluence::ConfluenceSource, dropbox::DropboxSource};
     let failed = |e: &dyn std::fmt::Display| format!("poll `{}`: target `{}`: {e}", poll.name, poll.target);
     let target = config.targets.iter().find(|t| t.name == poll.target);
     match (target.map(|t| &t.kind), &poll.confluence) {
-        (Some(TargetKind::Dropbox(cfg)), None) => {
-            let client = crate::targets::dropbox::client::Client::new(cfg).map_err(|e| failed(&e))?;
-            Ok(Arc::new(DropboxSource::new(poll.clone(), Arc::new(client))))
+        (Some(TargetKind::Dropbox(_)), None) => {
+            let target = dropbox.get(&poll.target).ok_or_else(|| failed(&"no connection"))?;
+            Ok(Arc::new(DropboxSource::new(poll.clone(), target.client().clone())))
         }
         (Some(TargetKind::Confluence(cfg)), Some(c)) => {
             let client = crate::targets::confluence::client::Client::new(cfg).map_err(|e| failed(&e))?;
@@ -252,7 +257,22 @@ fn poll_source(
     }
 }
 
-fn build_targets(config: &Config) -> Result<HashMap<String, Arc<dyn Target>>, String> {
+/// The Dropbox targets, by name.
+type DropboxTargets = std::collections::BTreeMap<String, Arc<crate::targets::dropbox::DropboxTarget>>;
+
+fn dropbox_targets(config: &Config) -> Result<DropboxTargets, String> {
+    let mut out = DropboxTargets::new();
+    for t in &config.targets {
+        if let TargetKind::Dropbox(cfg) = &t.kind {
+            let target = crate::targets::dropbox::DropboxTarget::new(&t.name, (**cfg).clone())
+                .map_err(|e| format!("{}: target `{}`: {e}", config.source.display(), t.name))?;
+            out.insert(t.name.clone(), Arc::new(target));
+        }
+    }
+    Ok(out)
+}
+
+fn build_targets(config: &Config, dropbox: &DropboxTargets) -> Result<HashMap<String, Arc<dyn Target>>, String> {
     config
         .targets
         .iter()
@@ -263,10 +283,10 @@ fn build_targets(config: &Config) -> Result<HashMap<String, Arc<dyn Target>>, St
                     crate::targets::opentext::OpenTextTarget::new(&t.name, (**cfg).clone())
                         .map_err(|e| format!("{}: target `{}`: {e}", config.source.display(), t.name))?,
                 ),
-                TargetKind::Dropbox(cfg) => Arc::new(
-                    crate::targets::dropbox::DropboxTarget::new(&t.name, (**cfg).clone())
-                        .map_err(|e| format!("{}: target `{}`: {e}", config.source.display(), t.name))?,
-                ),
+                TargetKind::Dropbox(_) => match dropbox.get(&t.name) {
+                    Some(d) => d.clone(),
+                    None => return Err(format!("target `{}`: no connection", t.name)),
+                },
                 TargetKind::Confluence(cfg) => Arc::new(
                     crate::targets::confluence::ConfluenceTarget::new(&t.name, (**cfg).clone())
                         .map_err(|e| format!("{}: target `{}`: {e}", config.source.display(), t.name))?,

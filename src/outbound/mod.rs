@@ -148,6 +148,19 @@ impl Outbound {
     /// # Errors
     /// A connector cannot be set up (a secret is missing).
     pub fn new(spool: Arc<Spool>, config: &Config) -> Result<Self, String> {
+        Self::with_dropbox(spool, config, BTreeMap::new())
+    }
+
+    /// As [`Outbound::new`], reusing the gateway's Dropbox connections (one per target, shared
+    /// with deliveries and polls); missing ones are made.
+    ///
+    /// # Errors
+    /// A connector cannot be set up.
+    pub fn with_dropbox(
+        spool: Arc<Spool>,
+        config: &Config,
+        mut dropbox: BTreeMap<String, Arc<DropboxTarget>>,
+    ) -> Result<Self, String> {
         let mut clients = BTreeMap::new();
         for t in &config.targets {
             if let crate::config::TargetKind::OpenText(cfg) = &t.kind
@@ -157,9 +170,9 @@ impl Outbound {
                 clients.insert(t.name.clone(), Arc::new(client));
             }
         }
-        let mut dropbox = BTreeMap::new();
         for t in &config.targets {
             if let crate::config::TargetKind::Dropbox(cfg) = &t.kind
+                && !dropbox.contains_key(&t.name)
                 && config.jobs.iter().any(|j| j.dropbox.as_ref().is_some_and(|d| d.target == t.name))
             {
                 let target =
