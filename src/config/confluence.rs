@@ -19,8 +19,8 @@
 //! ```
 //! Secrets are never in the file itself, so they never appear in a config dump or an error.
 
-use super::dropbox::SecretSource;
 use super::locate::{Checker, KeyPath};
+use super::secret::{SecretSource, from_keys as secret, http_url as url};
 use serde::Deserialize;
 use std::path::Path;
 use std::time::Duration;
@@ -88,33 +88,6 @@ pub struct ConfluenceConfig {
     pub timeout: Duration,
     /// Requests in flight at most.
     pub concurrency: usize,
-}
-
-fn secret(
-    env: &Option<String>,
-    file: &Option<String>,
-    key: &KeyPath,
-    names: (&str, &str),
-    base: &Path,
-    ck: &mut Checker<'_>,
-) -> Option<SecretSource> {
-    match (env, file) {
-        (Some(v), None) => Some(SecretSource::Env(v.clone())),
-        (None, Some(f)) => Some(SecretSource::File(super::resolve(base, f))),
-        (None, None) => None,
-        (Some(_), Some(_)) => {
-            ck.report(&key.key(names.1), format!("give `{}` or `{}`, not both", names.0, names.1));
-            None
-        }
-    }
-}
-
-fn url(u: &str, key: &KeyPath, ck: &mut Checker<'_>) -> String {
-    let u = u.trim().trim_end_matches('/').to_string();
-    if !(u.starts_with("https://") || u.starts_with("http://")) || reqwest::Url::parse(&u).is_err() {
-        ck.report(key, "must be an http(s) URL");
-    }
-    u
 }
 
 /// Validates `[targets.confluence]`; every problem is reported with its key.

@@ -21,8 +21,9 @@
 //! Secrets are never in the file itself, so they never appear in a config dump or an error.
 
 use super::locate::{Checker, KeyPath};
+use super::secret::{self, SecretSource};
 use serde::Deserialize;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 /// `[targets.dropbox]` as written.
@@ -60,15 +61,6 @@ pub struct RawDropbox {
     pub content_url: Option<String>,
 }
 
-/// Where a secret comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SecretSource {
-    /// An environment variable.
-    Env(String),
-    /// A file (first line).
-    File(PathBuf),
-}
-
 /// A validated Dropbox target.
 #[derive(Debug, Clone)]
 pub struct DropboxConfig {
@@ -102,31 +94,8 @@ pub struct DropboxConfig {
 pub const MAX_SINGLE: u64 = 150 << 20;
 const BLOCK: u64 = 4 << 20;
 
-fn secret(
-    env: &Option<String>,
-    file: &Option<String>,
-    key: &KeyPath,
-    names: (&str, &str),
-    base: &Path,
-    ck: &mut Checker<'_>,
-) -> Option<SecretSource> {
-    match (env, file) {
-        (Some(v), None) => Some(SecretSource::Env(v.clone())),
-        (None, Some(f)) => Some(SecretSource::File(super::resolve(base, f))),
-        (None, None) => None,
-        (Some(_), Some(_)) => {
-            ck.report(&key.key(names.1), format!("give `{}` or `{}`, not both", names.0, names.1));
-            None
-        }
-    }
-}
-
 fn url(raw: &Option<String>, default: &str, key: &KeyPath, ck: &mut Checker<'_>) -> String {
-    let u = raw.as_deref().unwrap_or(default).trim_end_matches('/').to_string();
-    if !(u.starts_with("https://") || u.starts_with("http://")) || reqwest::Url::parse(&u).is_err() {
-        ck.report(key, "must be an http(s) URL");
-    }
-    u
+    secret::http_url(raw.as_deref().unwrap_or(default), key, ck)
 }
 
 /// Validates `[targets.dropbox]`; every problem is reported with its key.
@@ -135,9 +104,15 @@ pub fn build(raw: &RawDropbox, key: &KeyPath, base: &Path, ck: &mut Checker<'_>)
     if raw.app_key.trim().is_empty() {
         ck.report(&key.key("app_key"), "must be the app key (OAuth client_id)");
     }
-    let app_secret =
-        secret(&raw.app_secret_env, &raw.app_secret_file, key, ("app_secret_env", "app_secret_file"), base, ck);
-    let refresh = secret(
+    let app_secret = secret::from_keys(
+        &raw.app_secret_env,
+        &raw.app_secret_file,
+        key,
+        ("app_secret_env", "app_secret_file"),
+        base,
+        ck,
+    );
+    let refresh = secret::from_keys(
         &raw.refresh_token_env,
         &raw.refresh_token_file,
         key,

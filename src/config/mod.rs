@@ -11,7 +11,9 @@ pub mod jobs;
 mod locate;
 pub mod opentext;
 pub mod polls;
+
 mod raw;
+pub mod secret;
 mod targets;
 
 pub use locate::{Checker, KeyPath, Seg, from_ignored, line_col, locate, parse_document, syntax_error};

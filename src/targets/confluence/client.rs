@@ -13,7 +13,7 @@
 //!   travel in the `Authorization` header only, and messages are built from the reply bodies.
 
 use crate::config::confluence::{ConfluenceAuth, ConfluenceConfig};
-use crate::config::dropbox::SecretSource;
+use crate::config::secret::SecretError;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::Value;
 use std::future::Future;
@@ -56,35 +56,12 @@ impl ApiError {
 /// A secret could not be read, or the HTTP client not built.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
-    /// The environment variable is not set.
-    #[error("environment variable {0} is not set")]
-    MissingEnv(String),
-    /// The file cannot be read.
-    #[error("cannot read {path}: {source}")]
-    File {
-        /// The file.
-        path: String,
-        /// Cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The secret is empty.
-    #[error("the {0} is empty")]
-    Empty(&'static str),
+    /// A secret cannot be read.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
     /// The HTTP client cannot be built.
     #[error(transparent)]
     Http(#[from] reqwest::Error),
-}
-
-fn read_secret(s: &SecretSource, what: &'static str) -> Result<String, SetupError> {
-    let v = match s {
-        SecretSource::Env(v) => std::env::var(v).map_err(|_| SetupError::MissingEnv(v.clone()))?,
-        SecretSource::File(p) => std::fs::read_to_string(p)
-            .map(|t| t.lines().next().unwrap_or_default().to_string())
-            .map_err(|source| SetupError::File { path: p.display().to_string(), source })?,
-    };
-    let v = v.trim().to_string();
-    if v.is_empty() { Err(SetupError::Empty(what)) } else { Ok(v) }
 }
 
 /// The server's own words from an error body: v2 `errors[].title` (and `detail`), v1 `message`,
@@ -175,8 +152,8 @@ impl Client {
             .pool_max_idle_per_host(cfg.concurrency)
             .build()?;
         let auth = match &cfg.auth {
-            ConfluenceAuth::Basic { email, token } => Auth::Basic(email.clone(), read_secret(token, "API token")?),
-            ConfluenceAuth::Bearer { token } => Auth::Bearer(read_secret(token, "OAuth access token")?),
+            ConfluenceAuth::Basic { email, token } => Auth::Basic(email.clone(), token.read()?),
+            ConfluenceAuth::Bearer { token } => Auth::Bearer(token.read()?),
         };
         Ok(Self {
             http,

@@ -12,7 +12,8 @@
 //!   `retry_after` is short; 5xx, timeouts and connection errors are transient; 400 (plain text)
 //!   and the rest are permanent.
 
-use crate::config::dropbox::{DropboxConfig, SecretSource};
+use crate::config::dropbox::DropboxConfig;
+use crate::config::secret::SecretError;
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde_json::Value;
 use std::future::Future;
@@ -53,30 +54,12 @@ pub enum ApiError {
 /// A secret could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
-    /// The environment variable is not set.
-    #[error("environment variable {0} is not set")]
-    MissingEnv(String),
-    /// The file cannot be read.
-    #[error("cannot read {path}: {source}")]
-    File {
-        /// The file.
-        path: String,
-        /// Cause.
-        #[source]
-        source: std::io::Error,
-    },
+    /// A secret cannot be read.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
     /// The HTTP client cannot be built.
     #[error(transparent)]
     Http(#[from] reqwest::Error),
-}
-
-fn read_secret(s: &SecretSource) -> Result<String, SetupError> {
-    match s {
-        SecretSource::Env(v) => std::env::var(v).map_err(|_| SetupError::MissingEnv(v.clone())),
-        SecretSource::File(p) => std::fs::read_to_string(p)
-            .map(|t| t.lines().next().unwrap_or_default().trim().to_string())
-            .map_err(|source| SetupError::File { path: p.display().to_string(), source }),
-    }
 }
 
 /// The tag path of an `error` union: `{".tag":"path","reason":{".tag":"conflict","conflict":{".tag":"file"}}}`
@@ -195,8 +178,8 @@ impl Client {
             api: cfg.api_url.clone(),
             content: cfg.content_url.clone(),
             app_key: cfg.app_key.clone(),
-            app_secret: cfg.app_secret.as_ref().map(read_secret).transpose()?,
-            refresh_token: read_secret(&cfg.refresh_token)?,
+            app_secret: cfg.app_secret.as_ref().map(|s| s.read()).transpose()?,
+            refresh_token: cfg.refresh_token.read()?,
             token: Mutex::new(None),
             limit: Semaphore::new(cfg.concurrency),
         })
