@@ -177,17 +177,9 @@ fn unique(name: &str, used: &mut HashSet<String>) -> String {
 }
 
 fn sha256_of(path: &Path) -> Result<String, PackageError> {
-    let mut f = File::open(path).map_err(io_err(format!("reading back {}", path.display())))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf).map_err(io_err(format!("reading back {}", path.display())))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex::encode(h.finalize()))
+    crate::spool::writer::sha256_file(path)
+        .map(|(_, sha)| sha)
+        .map_err(io_err(format!("reading back {}", path.display())))
 }
 
 fn manifest_csv(entries: &[ManifestEntry]) -> Result<Vec<u8>, PackageError> {

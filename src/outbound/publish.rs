@@ -124,26 +124,17 @@ pub fn remove(spool: &Spool, p: &PackageRow) -> io::Result<bool> {
 
 /// Whether the file at `path` is the package `p` (same size and SHA-256); false if it is gone.
 fn is_this_package(path: &Path, p: &PackageRow) -> io::Result<bool> {
-    use sha2::{Digest, Sha256};
-    use std::io::Read;
-    let mut f = match File::open(path) {
-        Ok(f) => f,
+    match fs::symlink_metadata(path) {
+        Ok(m) if i64::try_from(m.len()).ok() == Some(p.size) => {}
+        Ok(_) => return Ok(false),
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(e),
-    };
-    if i64::try_from(f.metadata()?.len()).ok() != Some(p.size) {
-        return Ok(false);
     }
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
+    match crate::spool::writer::sha256_file(path) {
+        Ok((size, sha)) => Ok(i64::try_from(size).ok() == Some(p.size) && sha == p.sha256),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
     }
-    Ok(hex::encode(h.finalize()) == p.sha256)
 }
 
 /// Whether a published package, or a staged one, already holds `rel` in `owner`'s box.
