@@ -7,7 +7,7 @@
 //! name = "dropbox-final"
 //! channel = "contracts"
 //! account = "dropbox-intake"       # whose attributes the rules see
-//! every_secs = 60
+//! every_secs = 60                 # or: schedule = "*/15 7-19 * * 1-5" + time_zone = "Europe/Berlin"
 //! [polls.source]
 //! type = "dropbox"
 //! target = "dropbox"               # a `dropbox` target: its connection is used
@@ -47,6 +47,10 @@ pub struct RawPoll {
     pub account: String,
     /// Seconds between polls.
     pub every_secs: Option<u64>,
+    /// Cron expression (5 or 6 fields) for the polls, instead of `every_secs`.
+    pub schedule: Option<String>,
+    /// IANA zone the `schedule` is read in (default UTC).
+    pub time_zone: Option<String>,
     /// `[polls.source]`.
     pub source: RawPollSource,
     /// `[polls.write_back]`.
@@ -111,8 +115,10 @@ pub struct PollConfig {
     pub channel: String,
     /// Account.
     pub account: String,
-    /// Interval.
+    /// Interval (with a `schedule`: the base of the backoff after a failure).
     pub every: Duration,
+    /// When polls run, if at fixed times rather than on an interval.
+    pub schedule: Option<crate::outbound::schedule::Schedule>,
     /// Target (connection).
     pub target: String,
     /// Folder.
@@ -186,6 +192,26 @@ fn confluence_source(p: &RawPoll, key: &KeyPath, ck: &mut Checker<'_>) -> Option
     })
 }
 
+/// `schedule` (+ `time_zone`): cron instead of an interval; not both.
+fn poll_schedule(p: &RawPoll, key: &KeyPath, ck: &mut Checker<'_>) -> Option<crate::outbound::schedule::Schedule> {
+    let Some(expr) = &p.schedule else {
+        if p.time_zone.is_some() {
+            ck.report(&key.key("time_zone"), "`time_zone` only applies with `schedule`");
+        }
+        return None;
+    };
+    if p.every_secs.is_some() {
+        ck.report(&key.key("schedule"), "give `schedule` (cron) or `every_secs` (interval), not both");
+    }
+    let tz = p.time_zone.as_deref().unwrap_or("UTC");
+    crate::outbound::schedule::Schedule::parse(expr, tz)
+        .map_err(|e| {
+            let k = if e.starts_with(&format!("`{tz}`")) { "time_zone" } else { "schedule" };
+            ck.report(&key.key(k), e)
+        })
+        .ok()
+}
+
 fn folder(raw: &Option<String>, key: &KeyPath, ck: &mut Checker<'_>) -> Option<String> {
     let f = raw.as_ref()?.trim_end_matches('/').to_string();
     let body = f.strip_prefix('/').unwrap_or(&f);
@@ -223,6 +249,7 @@ pub fn build(raw: &[RawPoll], config: &super::Config, ck: &mut Checker<'_>) -> V
             if every == 0 {
                 ck.report(&key.key("every_secs"), "must be at least 1");
             }
+            let schedule = poll_schedule(p, &key, ck);
             let sk = key.key("source");
             let kind_of = |t: &super::TargetConfig| match t.kind {
                 TargetKind::Dropbox(_) => "dropbox",
@@ -268,6 +295,7 @@ pub fn build(raw: &[RawPoll], config: &super::Config, ck: &mut Checker<'_>) -> V
                 channel: p.channel.clone(),
                 account: p.account.clone(),
                 every: Duration::from_secs(every),
+                schedule,
                 target: p.source.target.clone(),
                 path: p.source.path.trim_end_matches('/').to_string(),
                 recursive: p.source.recursive,

@@ -254,3 +254,22 @@ delivered = "../up"
     }
     assert!(e.contains("/etc/wharf/wharf.toml:"), "{e}");
 }
+
+#[test]
+fn poll_schedules_are_cron_or_interval_not_both() {
+    let poll = |lines: &str| {
+        format!(
+            "{}\n[[targets]]\nname = \"files\"\ntype = \"fs\"\nroot = \"x\"\n\n[[polls]]\nname = \"p\"\n\
+             channel = \"invoices\"\naccount = \"nobody\"\n{lines}\n[polls.source]\ntype = \"dropbox\"\ntarget = \"files\"\n",
+            good()
+        )
+    };
+    let both = problems(&poll("every_secs = 5\nschedule = \"*/5 * * * *\"")).join("\n");
+    assert!(both.contains("polls[0].schedule: give `schedule` (cron) or `every_secs`"), "{both}");
+    let bad = problems(&poll("schedule = \"every monday\"")).join("\n");
+    assert!(bad.contains("polls[0].schedule: `every monday` is not a cron expression"), "{bad}");
+    let zone = problems(&poll("schedule = \"0 6 * * *\"\ntime_zone = \"Mars/Olympus\"")).join("\n");
+    assert!(zone.contains("polls[0].time_zone: `Mars/Olympus` is not an IANA time zone"), "{zone}");
+    let lone = problems(&poll("time_zone = \"Europe/Berlin\"")).join("\n");
+    assert!(lone.contains("polls[0].time_zone: `time_zone` only applies with `schedule`"), "{lone}");
+}

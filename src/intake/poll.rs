@@ -256,9 +256,23 @@ impl Poller {
         }
     }
 
-    /// Polls until `stop`, backing off after failures.
+    /// The pause before the next regular poll: the interval, or until the schedule's next time.
+    fn until_next_poll(&self) -> Duration {
+        let Some(schedule) = &self.poll.schedule else { return self.poll.every };
+        let now = chrono::Utc::now();
+        schedule.next_after(now).and_then(|next| (next - now).to_std().ok()).unwrap_or(self.poll.every)
+    }
+
+    /// Polls until `stop`, backing off after failures. A scheduled poll waits for its first
+    /// time; an interval poll starts at once.
     pub async fn run(self, stop: CancellationToken) {
         let mut failures = 0u32;
+        if self.poll.schedule.is_some() {
+            tokio::select! {
+                () = tokio::time::sleep(self.until_next_poll()) => {}
+                () = stop.cancelled() => return,
+            }
+        }
         loop {
             let wait = match self.poll_once().await {
                 Ok(p) => {
@@ -266,7 +280,7 @@ impl Poller {
                     if p.taken > 0 {
                         tracing::info!(poll = %self.poll.name, taken = p.taken, "poll took new items");
                     }
-                    self.poll.every
+                    self.until_next_poll()
                 }
                 Err(e) => {
                     failures += 1;
@@ -343,6 +357,7 @@ mod tests {
             channel: "invoices".into(),
             account: "acme".into(),
             every: Duration::from_secs(60),
+            schedule: None,
             target: "dbx".into(),
             path: String::new(),
             recursive: false,
