@@ -13,14 +13,14 @@ use wharf::targets::confluence::ConfluenceTarget;
 use wharf::targets::{Conflict, Delivery, Document, Target};
 
 /// The emulator on its own runtime (the harness and clients are blocking).
-struct Cfl {
-    emu: Emulator,
-    dir: tempfile::TempDir,
+pub(crate) struct Cfl {
+    pub(crate) emu: Emulator,
+    pub(crate) dir: tempfile::TempDir,
     rt: tokio::runtime::Runtime,
 }
 
 impl Cfl {
-    fn start() -> Cfl {
+    pub(crate) fn start() -> Cfl {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
         let emu = rt.block_on(Emulator::start(Seed::default()));
         Cfl { emu, dir: tempfile::tempdir().expect("dir"), rt }
@@ -38,7 +38,7 @@ impl Cfl {
         )
     }
 
-    fn target_toml(&self, extra: &str) -> String {
+    pub(crate) fn target_toml(&self, extra: &str) -> String {
         self.target_toml_as("wiki", "wharf-api-token", extra)
     }
 
@@ -459,7 +459,8 @@ fn confluence_scenario_001_approved_pages_reach_content_server_with_their_catego
     let extra = format!(
         "[pipeline]\nrules = \"{}\"\nworkers = 2\n\n[[targets]]\nname = \"demo-ecm\"\ntype = \"fs\"\nroot = \"ecm\"\n{}\n{otcs}\n\
          [[accounts]]\nname = \"confluence-pages\"\ndisabled = true\n\
-         [[polls]]\nname = \"approved-pages\"\nchannel = \"approved-pages\"\naccount = \"confluence-pages\"\nevery_secs = 1\n\
+         [[polls]]\nname = \"approved-pages\"\nchannel = \"approved-pages\"\naccount = \"confluence-pages\"\n\
+         schedule = \"* * * * * *\"\n\
          [polls.source]\ntype = \"confluence\"\ntarget = \"wiki\"\ncql = 'type=page AND space=\"ENG\" AND label=\"approved\"'\n\
          [polls.write_back]\nlabel = \"filed-in-ecm\"\nproperty = \"wharf-receipt\"\n",
         rules.display(),

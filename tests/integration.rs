@@ -5,6 +5,7 @@ mod support;
 
 mod cli;
 mod confluence;
+mod confluence_outbound;
 mod crash;
 mod dropbox;
 mod ftp;

@@ -39,12 +39,12 @@ pub struct RawJob {
 /// `[jobs.destination]`.
 #[derive(Debug, Deserialize)]
 pub struct RawDestination {
-    /// `dropbox`.
+    /// `dropbox` or `confluence`.
     #[serde(rename = "type")]
     pub kind: String,
     /// The target whose connection is used.
     pub target: String,
-    /// Folder under the target's root.
+    /// dropbox: folder under the target's root.
     pub folder: Option<String>,
 }
 
@@ -126,16 +126,28 @@ pub struct JobConfig {
     pub retention: Option<Duration>,
     /// Remove after a complete download.
     pub delete_after_download: bool,
-    /// Publish to a Dropbox folder instead of the account's box.
-    pub dropbox: Option<DropboxDestination>,
+    /// Publish to a connector (a Dropbox folder, Confluence pages) instead of the account's box.
+    pub remote: Option<RemoteDestination>,
 }
 
-/// A Dropbox folder packages are published into.
+/// The connector kinds an outbound job can publish to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoteSystem {
+    /// Files (or zips) into a Dropbox folder.
+    Dropbox,
+    /// Each file a Confluence page of the target's space (an HTML or text file becomes the
+    /// page's body; any other file is attached to a page of its name).
+    Confluence,
+}
+
+/// A connector packages are published to.
 #[derive(Debug, Clone)]
-pub struct DropboxDestination {
-    /// The `dropbox` target.
+pub struct RemoteDestination {
+    /// Which kind of connector.
+    pub system: RemoteSystem,
+    /// The target whose connection is used.
     pub target: String,
-    /// Folder under the target's root (`/`-separated, may be empty).
+    /// Dropbox: folder under the target's root (`/`-separated, may be empty).
     pub folder: String,
 }
 
@@ -266,20 +278,41 @@ fn build_destination(
     key: &KeyPath,
     config: &super::Config,
     ck: &mut Checker<'_>,
-) -> Option<DropboxDestination> {
+) -> Option<RemoteDestination> {
     let dk = key.key("destination");
-    if d.kind != "dropbox" {
-        ck.report(
-            &dk.key("type"),
-            format!("unknown destination type `{}`; use `dropbox` (or leave it out for the account's box)", d.kind),
-        );
-        return None;
-    }
-    if !config.targets.iter().any(|t| t.name == d.target && matches!(t.kind, TargetKind::Dropbox(_))) {
-        ck.report(&dk.key("target"), format!("no `dropbox` target named `{}` in [[targets]]", d.target));
+    let system = match d.kind.as_str() {
+        "dropbox" => RemoteSystem::Dropbox,
+        "confluence" => RemoteSystem::Confluence,
+        other => {
+            ck.report(
+                &dk.key("type"),
+                format!(
+                    "unknown destination type `{other}`; use `dropbox` or `confluence` (or leave it out for the account's box)"
+                ),
+            );
+            return None;
+        }
+    };
+    let fits = |t: &super::TargetConfig| match system {
+        RemoteSystem::Dropbox => matches!(t.kind, TargetKind::Dropbox(_)),
+        RemoteSystem::Confluence => matches!(t.kind, TargetKind::Confluence(_)),
+    };
+    if !config.targets.iter().any(|t| t.name == d.target && fits(t)) {
+        ck.report(&dk.key("target"), format!("no `{}` target named `{}` in [[targets]]", d.kind, d.target));
         return None;
     }
     let folder = d.folder.as_deref().unwrap_or("").trim_matches('/').to_string();
+    if system == RemoteSystem::Confluence && d.folder.is_some() {
+        ck.report(&dk.key("folder"), "Confluence pages go under the target's `parent_page`; leave `folder` out");
+        return None;
+    }
+    if system == RemoteSystem::Confluence && j.package.format.as_deref().unwrap_or("zip") != "files" {
+        ck.report(
+            &key.key("package").key("format"),
+            "a Confluence destination publishes each file as a page: set `format = \"files\"`",
+        );
+        return None;
+    }
     if !folder.is_empty()
         && folder.split('/').any(|c| c.is_empty() || c == "." || c == ".." || c.chars().any(char::is_control))
     {
@@ -293,13 +326,16 @@ fn build_destination(
         ("delete_after_download", j.package.delete_after_download),
     ] {
         if set {
-            ck.report(&pk.key(field), format!("`{field}` applies to outbound boxes, not to a Dropbox destination"));
+            ck.report(
+                &pk.key(field),
+                format!("`{field}` applies to outbound boxes, not to a `{}` destination", d.kind),
+            );
         }
     }
     if j.folder.is_some() {
         ck.report(&key.key("folder"), "with a [jobs.destination], give the folder there");
     }
-    Some(DropboxDestination { target: d.target.clone(), folder })
+    Some(RemoteDestination { system, target: d.target.clone(), folder })
 }
 
 /// Validates every `[[jobs]]` entry; each problem names its key.
@@ -333,7 +369,7 @@ pub fn build(raw: &[RawJob], config: &super::Config, base: &Path, ck: &mut Check
                     })
                     .ok()
             });
-            let dropbox = j.destination.as_ref().and_then(|d| build_destination(d, j, &key, config, ck));
+            let remote = j.destination.as_ref().and_then(|d| build_destination(d, j, &key, config, ck));
             if config.account(&j.account).is_none() {
                 ck.report(&key.key("account"), format!("no account named `{}`", j.account));
             } else if j.destination.is_none()
@@ -445,7 +481,7 @@ pub fn build(raw: &[RawJob], config: &super::Config, base: &Path, ck: &mut Check
                 ready_marker: j.package.ready_marker,
                 retention,
                 delete_after_download: j.package.delete_after_download,
-                dropbox,
+                remote,
             })
         })
         .collect()

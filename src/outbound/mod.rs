@@ -14,6 +14,7 @@ pub mod collect;
 pub mod naming;
 pub mod package;
 pub mod publish;
+mod remote;
 pub mod schedule;
 pub mod scheduler;
 pub mod source;
@@ -25,7 +26,6 @@ use crate::spool::Spool;
 use crate::spool::journal::{NewPackage, PackageRow};
 use crate::targets::dropbox::DropboxTarget;
 use crate::targets::opentext::client::Client;
-use crate::targets::{Conflict, Delivery, Document, Target};
 use chrono::Utc;
 use naming::NameVars;
 use package::{Built, ManifestHead};
@@ -93,14 +93,6 @@ impl RunReport {
     }
 }
 
-/// How publishing to a connector failed.
-enum Remote {
-    /// Perhaps it arrived (timeout, 5xx): keep it staged for the next run.
-    Transient(String),
-    /// Refused for good: roll it back.
-    Refused(String),
-}
-
 /// Reports progress of a run (a terminal progress bar, or nothing).
 pub trait Progress: Send + Sync {
     /// A package of `items` items and `bytes` bytes is being built.
@@ -121,8 +113,8 @@ impl Progress for Quiet {
 pub struct Outbound {
     spool: Arc<Spool>,
     jobs: BTreeMap<String, Arc<Job>>,
-    /// Connections of the Dropbox targets jobs publish to.
-    dropbox: BTreeMap<String, Arc<DropboxTarget>>,
+    /// Connections of the connectors jobs publish to.
+    connectors: remote::Connectors,
 }
 
 struct JobLock(#[allow(dead_code)] std::fs::File);
@@ -159,7 +151,7 @@ impl Outbound {
     pub fn with_dropbox(
         spool: Arc<Spool>,
         config: &Config,
-        mut dropbox: BTreeMap<String, Arc<DropboxTarget>>,
+        dropbox: BTreeMap<String, Arc<DropboxTarget>>,
     ) -> Result<Self, String> {
         let mut clients = BTreeMap::new();
         for t in &config.targets {
@@ -170,16 +162,7 @@ impl Outbound {
                 clients.insert(t.name.clone(), Arc::new(client));
             }
         }
-        for t in &config.targets {
-            if let crate::config::TargetKind::Dropbox(cfg) = &t.kind
-                && !dropbox.contains_key(&t.name)
-                && config.jobs.iter().any(|j| j.dropbox.as_ref().is_some_and(|d| d.target == t.name))
-            {
-                let target =
-                    DropboxTarget::new(&t.name, (**cfg).clone()).map_err(|e| format!("target `{}`: {e}", t.name))?;
-                dropbox.insert(t.name.clone(), Arc::new(target));
-            }
-        }
+        let connectors = remote::Connectors::for_jobs(config, dropbox)?;
         let mut jobs = BTreeMap::new();
         for j in &config.jobs {
             let partner = config
@@ -189,7 +172,7 @@ impl Outbound {
             let source = Source::of(&j.source, &clients)?;
             jobs.insert(j.name.clone(), Arc::new(Job { cfg: j.clone(), source, partner }));
         }
-        Ok(Self { spool, jobs, dropbox })
+        Ok(Self { spool, jobs, connectors })
     }
 
     /// The jobs, by name.
@@ -459,18 +442,18 @@ impl Outbound {
             removed_why: None,
             watermark: watermark.map(str::to_string),
         };
-        let placed = match &job.cfg.dropbox {
+        let placed = match &job.cfg.remote {
             Some(_) => self.upload_remote(job, &row).await,
-            None => publish::place(&self.spool, &row).map_err(|e| Remote::Refused(e.to_string())),
+            None => publish::place(&self.spool, &row).map_err(|e| remote::Remote::Refused(e.to_string())),
         };
         match placed {
             Ok(()) => {}
             // Perhaps it got there (a lost reply): keep it staged with its build; the next
-            // run's recovery uploads it again, which Dropbox recognises by its content hash.
-            Err(Remote::Transient(e)) => {
+            // run's recovery sends it again, which the connector recognises as its own.
+            Err(remote::Remote::Transient(e)) => {
                 return Err(RunError::Failed(format!("publishing {path}: {e}; the next run finishes it")));
             }
-            Err(Remote::Refused(e)) => {
+            Err(remote::Remote::Refused(e)) => {
                 let _ = journal.unstage_package(&p.id).await;
                 return Err(cleanup(format!("publishing {path}: {e}")));
             }
@@ -481,98 +464,6 @@ impl Outbound {
         );
         tracing::info!(path = %path, size = p.size, sha256 = %p.sha256, items = p.items, "package published");
         Ok(Published { path, size: p.size, sha256: p.sha256, items: p.items })
-    }
-
-    /// A package's audit event, naming where it is (the box, or Dropbox).
-    fn event(&self, kind: &str, job: &Job, row: &PackageRow) -> Event {
-        let event = publish::event(kind, row);
-        match self.remote(job, row) {
-            Some((target, destination)) => event.path(&format!("dropbox:{}", target.path_of(&destination))),
-            None => event,
-        }
-    }
-
-    /// The Dropbox target and the destination of a package of a job that publishes there.
-    fn remote(&self, job: &Job, row: &PackageRow) -> Option<(Arc<DropboxTarget>, String)> {
-        let d = job.cfg.dropbox.as_ref()?;
-        let target = self.dropbox.get(&d.target)?.clone();
-        let name = row.path.rsplit('/').next().unwrap_or(&row.path);
-        let dest = if d.folder.is_empty() { name.to_string() } else { format!("{}/{name}", d.folder) };
-        Some((target, dest))
-    }
-
-    /// Uploads a built package to its Dropbox destination (the commit of a closed upload
-    /// session is atomic there: the file appears whole or not at all), then drops the build.
-    /// A `files` job's file takes a free name beside one of the same name (`name (2).ext`); a
-    /// zip's name is unique by its sequence number.
-    async fn upload_remote(&self, job: &Job, row: &PackageRow) -> Result<(), Remote> {
-        let (target, destination) = self
-            .remote(job, row)
-            .ok_or_else(|| Remote::Refused("the job's Dropbox target has no connection".into()))?;
-        let body =
-            publish::box_path(&self.spool, &row.owner, &row.build_path).map_err(|e| Remote::Refused(e.to_string()))?;
-        let conflict = if job.cfg.format == PackageFormat::Files { Conflict::Rename } else { Conflict::Reject };
-        let doc = Document {
-            transfer_id: row.id.clone(),
-            body: body.clone(),
-            destination: destination.clone(),
-            sha256: row.sha256.clone(),
-            size: u64::try_from(row.size).unwrap_or(0),
-            account: row.owner.clone(),
-            channel: format!("job:{}", row.job),
-            metadata: BTreeMap::new(),
-            conflict,
-        };
-        match target.deliver(&doc).await {
-            Delivery::Delivered(r) => {
-                tracing::info!(path = %r.path, already = r.already_delivered, "package uploaded to Dropbox");
-                let _ = std::fs::remove_file(&body);
-                Ok(())
-            }
-            Delivery::Retry(why) => Err(Remote::Transient(format!("Dropbox {}: {why}", target.path_of(&destination)))),
-            Delivery::Except(why) => Err(Remote::Refused(format!("Dropbox {}: {why}", target.path_of(&destination)))),
-        }
-    }
-
-    /// Staged packages of a Dropbox job: uploaded again when the build is still there
-    /// (idempotent by content hash), published when Dropbox has the file, else rolled back.
-    async fn recover_remote(&self, job: &Job) -> Result<usize, String> {
-        if job.cfg.dropbox.is_none() {
-            return Ok(0);
-        }
-        let journal = self.spool.journal();
-        let mut finished = 0;
-        for row in journal.pending_packages(&job.cfg.name).await.map_err(|e| e.to_string())? {
-            let build = publish::box_path(&self.spool, &row.owner, &row.build_path).map_err(|e| e.to_string())?;
-            let (target, destination) = self.remote(job, &row).ok_or("the job's Dropbox target has no connection")?;
-            let there = if build.exists() {
-                match self.upload_remote(job, &row).await {
-                    Ok(()) => true,
-                    Err(Remote::Transient(e)) => return Err(e),
-                    // refused for good (its name is taken by another file): roll it back, audited
-                    Err(Remote::Refused(e)) => {
-                        tracing::warn!(job = %job.cfg.name, path = %row.path, error = %e, "a staged package is rolled back");
-                        let _ = std::fs::remove_file(&build);
-                        false
-                    }
-                }
-            } else {
-                target.exists(&destination).await.map_err(|e| e.to_string())?
-            };
-            if there {
-                journal.mark_published(&row.id).await.map_err(|e| e.to_string())?;
-                self.spool.audit().record(
-                    self.event("package_published", job, &row).reason("finished by recovery after an interruption"),
-                );
-                finished += 1;
-            } else {
-                journal.unstage_package(&row.id).await.map_err(|e| e.to_string())?;
-                self.spool
-                    .audit()
-                    .record(self.event("package_rolled_back", job, &row).reason("it never reached Dropbox"));
-            }
-        }
-        Ok(finished)
     }
 
     /// Finishes or rolls back what interrupted runs of every job left (start-up).

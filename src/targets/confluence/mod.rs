@@ -15,6 +15,7 @@
 //!   the earlier delivery (a lost reply, a crash before the journal): `already_delivered`.
 
 pub mod client;
+pub mod publish;
 pub mod source;
 
 use super::{Conflict, Delivery, Document, Receipt, Target};

@@ -240,7 +240,7 @@ fn attr(id: i64, name: &str, type_name: AttrType, required: bool) -> SeedAttribu
 }
 
 impl Default for Seed {
-    /// The demo: Invoices, Contracts, Vendors (workspace location), category 9830 "Invoice",
+    /// The demo: Invoices, Contracts, Vendors (workspace location), Templates (scenario 001), category 9830 "Invoice",
     /// category 9840 "Engineering Document" (scenario 001),
     /// workspace type 10 "Vendor" (template 20) and the workspace "ACME Corp" (BO V10001).
     fn default() -> Self {
@@ -251,7 +251,12 @@ impl Default for Seed {
             otds_tokens: vec![SeedToken { token: "wharf-otds-token".into(), username: "wharf".into() }],
             ticket_ttl_secs: default_ttl(),
             multipart: MultipartSettings::default(),
-            folders: vec![folder(2001, "Invoices"), folder(2002, "Contracts"), folder(2003, "Vendors")],
+            folders: vec![
+                folder(2001, "Invoices"),
+                folder(2002, "Contracts"),
+                folder(2003, "Vendors"),
+                folder(2004, "Templates"),
+            ],
             categories: vec![
                 SeedCategory {
                     id: 9830,

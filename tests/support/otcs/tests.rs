@@ -383,9 +383,9 @@ async fn opentext_emulator_children_paging_and_seed_file() {
     let p = &v["collection"]["paging"];
     assert_eq!(
         (p["total_count"].as_u64(), p["page_total"].as_u64(), p["range_min"].as_u64()),
-        (Some(3), Some(2), Some(3))
+        (Some(4), Some(2), Some(3))
     );
-    assert_eq!(v["results"][0]["data"]["properties"]["name"], "Vendors");
+    assert_eq!(v["results"][0]["data"]["properties"]["name"], "Templates");
     let (_, v) = send(c.get("/v2/nodes/2000/nodes?where_name=invoices")).await;
     assert_eq!(v["results"][0]["data"]["properties"]["id"], 2001);
     assert_eq!(send(c.get("/v2/nodes/2000/nodes?page=0")).await.0, 400);

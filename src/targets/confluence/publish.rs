@@ -1,0 +1,240 @@
+//! A document published *as* a Confluence page (scenario 001's "templates CS → Confluence"):
+//! an outbound job takes approved templates from Content Server and keeps one page per template,
+//! updated when the template gets a new version.
+//!
+//! - The page title is the file name without its extension (`Project Charter.html` → page
+//!   `Project Charter`), in the target's space, created under its `parent_page`.
+//! - An HTML file's `<body>` (or the whole file, without one) becomes the page's storage body;
+//!   a text file becomes escaped paragraphs. Any other file (a `.docx` template) is attached to
+//!   the page of its name, as [`ConfluenceTarget::deliver`] does with `Title/file`.
+//! - Update: `PUT /pages/{id}` with `version.number` = current + 1 and a version message naming
+//!   the file and its SHA-256; a 409 re-reads the page and tries once more.
+//! - Idempotent: a page whose body already is this body is the earlier delivery
+//!   (`already_delivered`), so a retried run never adds a version.
+//!
+//! Decision (storage format): Confluence's storage format is XHTML and Confluence sanitises it on
+//! save; wharf removes what a page must never carry from a file (`script`, `style`, `iframe`,
+//! `object`, `embed`, `form` elements and `on*=` handler attributes) and sends the rest as is. A
+//! body Confluence refuses as malformed is refused for good, with Confluence's message.
+
+use super::{ConfluenceTarget, Failure, Page, Receipt, escape, id_string};
+use crate::targets::{Delivery, Document};
+use regex::Regex;
+use reqwest::Method;
+use serde_json::json;
+use std::sync::LazyLock;
+
+/// Largest file turned into a page body (Confluence pages are documents, not archives).
+const MAX_BODY: u64 = 4 << 20;
+
+/// How a file becomes a page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// Its HTML is the page body.
+    Html,
+    /// Its text, escaped, is the page body.
+    Text,
+    /// It is attached to the page.
+    Attachment,
+}
+
+fn shape_of(file: &str) -> Shape {
+    match file.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).as_deref() {
+        Some("html" | "htm" | "xhtml") => Shape::Html,
+        Some("txt" | "md" | "text") => Shape::Text,
+        _ => Shape::Attachment,
+    }
+}
+
+/// The page title of a file: its name without the extension, trimmed.
+pub fn page_title(file: &str) -> Option<String> {
+    let stem = match file.rsplit_once('.') {
+        Some((stem, _)) if !stem.trim().is_empty() => stem,
+        _ => file,
+    };
+    let title: String = stem.chars().filter(|c| !c.is_control()).collect::<String>().trim().to_string();
+    (!title.is_empty() && title.len() <= 255).then_some(title)
+}
+
+static BODY: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?is)<body\b[^>]*>(.*)</body\s*>").unwrap_or_else(|e| panic!("static regex: {e}")));
+static DANGEROUS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?is)<(script|style|iframe|object|embed|form)\b.*?(</\s*(script|style|iframe|object|embed|form)\s*>|/>)",
+    )
+    .unwrap_or_else(|e| panic!("static regex: {e}"))
+});
+static HANDLERS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?is)\s+on[a-z]+\s*=\s*("[^"]*"|'[^']*'|[^\s>]+)"#).unwrap_or_else(|e| panic!("static regex: {e}"))
+});
+static HEAD_JUNK: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?is)<!DOCTYPE[^>]*>|<\?xml[^>]*\?>|</?html\b[^>]*>|<head\b.*?</head\s*>")
+        .unwrap_or_else(|e| panic!("static regex: {e}"))
+});
+
+/// The storage body of an HTML document.
+fn storage_of_html(html: &str) -> String {
+    let inner = match BODY.captures(html).and_then(|c| c.get(1)) {
+        Some(m) => m.as_str().to_string(),
+        None => HEAD_JUNK.replace_all(html, "").into_owned(),
+    };
+    let safe = DANGEROUS.replace_all(&inner, "");
+    HANDLERS.replace_all(&safe, "").trim().to_string()
+}
+
+/// The storage body of a text document: one paragraph per blank-line-separated block.
+fn storage_of_text(text: &str) -> String {
+    text.replace("\r\n", "\n")
+        .split("\n\n")
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| format!("<p>{}</p>", escape(p).replace('\n', "<br />")))
+        .collect()
+}
+
+impl ConfluenceTarget {
+    /// Publishes a document as the page of its name (see the module documentation).
+    pub async fn publish_page(&self, doc: &Document) -> Delivery {
+        let span = tracing::info_span!("confluence_page", target = %self.name, transfer = %doc.transfer_id);
+        match tracing::Instrument::instrument(self.publish_inner(doc), span).await {
+            Ok(r) => Delivery::Delivered(r),
+            Err(Failure::Api(super::ApiError::Transient(m)) | Failure::Retry(m)) => Delivery::Retry(m),
+            Err(Failure::Api(e)) => Delivery::Except(e.to_string()),
+            Err(Failure::Except(m)) => Delivery::Except(m),
+        }
+    }
+
+    /// Whether the page a published file becomes exists (recovery after an interruption).
+    ///
+    /// # Errors
+    /// Confluence cannot be asked, as a sentence.
+    pub async fn page_exists(&self, file: &str) -> Result<bool, String> {
+        let title = page_title(file).ok_or_else(|| format!("{file:?} gives no page title"))?;
+        let space = self.space().await.map_err(|e| e.to_string())?;
+        Ok(self.page_by_title(space, &title).await.map_err(|e| e.to_string())?.is_some())
+    }
+
+    async fn publish_inner(&self, doc: &Document) -> Result<Receipt, Failure> {
+        let file = doc.destination.rsplit('/').next().unwrap_or(&doc.destination);
+        let title = page_title(file).ok_or_else(|| Failure::Except(format!("{file:?} gives no page title")))?;
+        let shape = shape_of(file);
+        if shape == Shape::Attachment {
+            let attach = Document { destination: format!("{title}/{file}"), ..doc.clone() };
+            return self.deliver_inner(&attach).await;
+        }
+        if doc.size > MAX_BODY {
+            return Err(Failure::Except(format!(
+                "{file} is {} bytes; a page body from a file is limited to {MAX_BODY} bytes",
+                doc.size
+            )));
+        }
+        let bytes =
+            tokio::fs::read(&doc.body).await.map_err(|e| Failure::Retry(format!("reading the spooled body: {e}")))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| Failure::Except(format!("{file} is not UTF-8 text; it cannot become a page body")))?;
+        let storage = if shape == Shape::Html { storage_of_html(&text) } else { storage_of_text(&text) };
+        if storage.is_empty() {
+            return Err(Failure::Except(format!("{file} has no content for a page body")));
+        }
+        let message = format!("wharf: {file} sha256 {}", doc.sha256);
+        let space = self.space().await?.clone();
+        let (page, already) = match self.page_by_title(&space, &title).await? {
+            Some(page) => self.put_body(page, &storage, &message).await?,
+            None => {
+                let mut body = json!({
+                    "spaceId": space.id, "status": "current", "title": title,
+                    "body": { "representation": "storage", "value": storage },
+                });
+                if let Some(parent) = self.cfg.parent_page.clone().or_else(|| space.homepage.clone()) {
+                    body["parentId"] = json!(parent);
+                }
+                match self.client.json(Method::POST, "/wiki/api/v2/pages", Some(&body)).await {
+                    Ok(v) => (
+                        Page::from_v2(&v).ok_or_else(|| Failure::Retry("page create: unreadable reply".into()))?,
+                        false,
+                    ),
+                    // created meanwhile (a lost reply, another node): bring that page up to date
+                    Err(super::ApiError::Permanent { status: 400, message: m }) if m.contains("already exists") => {
+                        match self.page_by_title(&space, &title).await? {
+                            Some(p) => self.put_body(p, &storage, &message).await?,
+                            None => return Err(Failure::Retry(format!("page {title:?}: {m}"))),
+                        }
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        };
+        tracing::info!(page = %page.id, version = page.version, already, "page published");
+        Ok(Receipt {
+            target: self.name.clone(),
+            id: page.id.clone(),
+            path: format!("{}/{}", space.key, page.title),
+            version: u32::try_from(page.version).ok(),
+            already_delivered: already,
+        })
+    }
+
+    /// Sets the page body (a new version) unless it already is `storage`.
+    async fn put_body(&self, mut page: Page, storage: &str, message: &str) -> Result<(Page, bool), Failure> {
+        for attempt in 0..2 {
+            if page.body.trim() == storage {
+                return Ok((page, true));
+            }
+            let update = json!({
+                "id": page.id, "status": "current", "title": page.title,
+                "body": { "representation": "storage", "value": storage },
+                "version": { "number": page.version + 1, "message": message },
+            });
+            let path = format!("/wiki/api/v2/pages/{}", super::enc(&page.id));
+            match self.client.json(Method::PUT, &path, Some(&update)).await {
+                Ok(v) => {
+                    let id = v.get("id").and_then(id_string);
+                    return match (Page::from_v2(&v), id) {
+                        (Some(p), Some(_)) => Ok((p, false)),
+                        _ => Err(Failure::Retry("page update: unreadable reply".into())),
+                    };
+                }
+                Err(super::ApiError::Permanent { status: 409, message: m }) if attempt == 0 => {
+                    tracing::info!(page = %page.id, %m, "page edited meanwhile; reading it again");
+                    page = self.page_by_id(&page.id).await?;
+                }
+                Err(super::ApiError::Permanent { status: 409, message: m }) => {
+                    return Err(Failure::Retry(format!("page {} keeps changing: {m}", page.id)));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok((page, false))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_come_from_file_names() {
+        assert_eq!(page_title("Project Charter.html").as_deref(), Some("Project Charter"));
+        assert_eq!(page_title("a.b.txt").as_deref(), Some("a.b"));
+        assert_eq!(page_title("README").as_deref(), Some("README"));
+        assert_eq!(page_title(".html").as_deref(), Some(".html"));
+        assert_eq!(page_title("  \u{7}.txt"), None);
+    }
+
+    #[test]
+    fn html_keeps_its_body_and_loses_what_a_page_must_not_carry() {
+        let html = "<!DOCTYPE html><html><head><title>x</title><style>p{}</style></head>\
+                    <body class=\"a\"><h1 onclick=\"steal()\">Charter</h1><script>alert(1)</script>\
+                    <p>Scope</p><iframe src=\"https://evil\"></iframe></body></html>";
+        assert_eq!(storage_of_html(html), "<h1>Charter</h1><p>Scope</p>");
+        assert_eq!(storage_of_html("<p>bare</p>"), "<p>bare</p>");
+        assert_eq!(storage_of_html("<html><head><title>t</title></head><p>x</p></html>"), "<p>x</p>");
+    }
+
+    #[test]
+    fn text_becomes_escaped_paragraphs() {
+        assert_eq!(storage_of_text("a < b\nline 2\r\n\r\n\nnext"), "<p>a &lt; b<br />line 2</p><p>next</p>");
+        assert_eq!(shape_of("x.HTM"), Shape::Html);
+        assert_eq!(shape_of("x.docx"), Shape::Attachment);
+    }
+}
