@@ -340,3 +340,33 @@ fn dropbox_a_kill_9_while_a_polled_file_is_fetched_takes_it_once_after_the_resta
     assert_eq!(docs.len(), 1, "{docs:?}");
     assert_eq!(sha256_file(&docs[0]), sha);
 }
+
+#[test]
+fn dropbox_a_resubmitted_exception_is_written_back_again_once_delivered() {
+    let dbx = Dbx::start();
+    let gw = polled_gateway(&dbx);
+    let body = gw.dir.path().join("scan.pdf");
+    let sha = pdf(&body, 11);
+    // a real invoice under a name the rules do not accept: excepted, moved to rejected/
+    dbx.emu.put_file("/Inbox/scan-0703.pdf", &std::fs::read(&body).expect("read"));
+    gw.wait_for(30, "the misnamed scan excepted", || gw.in_state("excepted").len() == 1);
+    gw.wait_for(30, "the excepted write-back", || dbx.emu.file("/Inbox/rejected/scan-0703.pdf").is_some());
+    // ops resubmit it under its proper name: delivered, and the file moves on to filed/
+    let id = gw.in_state("excepted").pop().expect("excepted").id;
+    let config = gw.config.display().to_string();
+    let retry = std::process::Command::new(env!("CARGO_BIN_EXE_wharf"))
+        .args(["exceptions", "retry", "--config", &config, &id, "--as", "INV-ACME-2026-0703.pdf"])
+        .output()
+        .expect("wharf runs");
+    assert!(retry.status.success(), "{}", crate::support::text(&retry));
+    gw.wait_for(30, "the resubmission delivered", || gw.in_state("delivered").len() == 1);
+    gw.wait_for(30, "the delivered write-back", || dbx.emu.file("/Inbox/filed/scan-0703.pdf").is_some());
+    assert!(dbx.emu.file("/Inbox/rejected/scan-0703.pdf").is_none());
+    assert_eq!(sha256_file(&gw.dir.path().join("ecm/2026/ACME/INV-ACME-2026-0703.pdf")), sha);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let moves = dbx.emu.requests().iter().filter(|r| r.path.ends_with("files/move_v2")).count();
+    assert_eq!(moves, 2, "one write-back per outcome, each once");
+    let written: Vec<_> = gw.audit().into_iter().filter(|e| e["event"] == "source_written_back").collect();
+    assert_eq!(written.len(), 2, "{written:?}");
+    assert!(written[1]["reason"].as_str().is_some_and(|r| r.starts_with("delivered: moved to /Inbox/filed/")));
+}

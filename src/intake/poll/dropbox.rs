@@ -121,9 +121,15 @@ impl Source for DropboxSource {
         let target = if state == "delivered" { &self.poll.on_delivered } else { &self.poll.on_excepted };
         let Some(folder) = target else { return Ok(format!("{state}: none")) };
         let f = item.field_map();
-        let (Some(from), Some(name)) = (f.get("path"), f.get("name")) else {
+        let (Some(listed), Some(name)) = (f.get("path"), f.get("name")) else {
             return Ok(format!("{state}: no path recorded"));
         };
+        // delivered after a resubmission: the file is where the excepted write-back put it
+        let from = item
+            .written_back
+            .as_deref()
+            .and_then(|w| w.strip_prefix("excepted: moved to "))
+            .map_or(listed.as_str(), str::trim);
         let dir = if folder.starts_with('/') {
             folder.clone()
         } else {
@@ -132,7 +138,11 @@ impl Source for DropboxSource {
         let to = format!("{dir}/{name}");
         let arg = json!({ "from_path": from, "to_path": to, "autorename": true });
         match self.client.rpc("files/move_v2", &arg).await {
-            Ok(_) => Ok(format!("{state}: moved to {to}")),
+            // autorename may have chosen another name: record where it really is
+            Ok(v) => {
+                let at = v.pointer("/metadata/path_display").and_then(serde_json::Value::as_str).unwrap_or(&to);
+                Ok(format!("{state}: moved to {at}"))
+            }
             Err(ApiError::Endpoint { tag, .. }) if tag.contains("not_found") => Ok(format!("{state}: already gone")),
             Err(e) => Err(format!("{from}: {e}")),
         }

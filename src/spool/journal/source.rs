@@ -22,7 +22,8 @@ pub struct SourceItem {
     pub fields: String,
     /// When it was taken.
     pub created_at: String,
-    /// The write-back done after its outcome (`delivered:move` ...), once done.
+    /// The write-back done after its outcome (`delivered: moved to …`, `excepted: none`), once
+    /// done; an `excepted: …` one is followed by the delivered one when a resubmission delivers.
     pub written_back: Option<String>,
 }
 
@@ -126,11 +127,14 @@ impl Journal {
     /// # Errors
     /// Database errors.
     pub async fn write_backs_due(&self, poll: &str) -> Result<Vec<(SourceItem, String)>, Error> {
-        let rows: Vec<SourceItem> =
-            sqlx::query_as("SELECT * FROM source_items WHERE poll = ? AND written_back IS NULL ORDER BY created_at")
-                .bind(poll)
-                .fetch_all(&self.pool)
-                .await?;
+        // Not written back yet, or written back as excepted (a resubmission may deliver it since).
+        let rows: Vec<SourceItem> = sqlx::query_as(
+            "SELECT * FROM source_items WHERE poll = ? AND (written_back IS NULL OR written_back LIKE 'excepted:%') \
+             ORDER BY created_at",
+        )
+        .bind(poll)
+        .fetch_all(&self.pool)
+        .await?;
         let mut out = Vec::new();
         for r in rows {
             let state: Option<String> = sqlx::query_scalar(
@@ -140,7 +144,12 @@ impl Journal {
             .bind(&r.transfer_id)
             .fetch_optional(&self.pool)
             .await?;
-            if let Some(s) = state.filter(|s| s == "delivered" || s == "excepted") {
+            let due = match (&r.written_back, state.as_deref()) {
+                (None, Some("delivered" | "excepted")) => true,
+                (Some(_), Some("delivered")) => true,
+                _ => false,
+            };
+            if let (true, Some(s)) = (due, state) {
                 out.push((r, s));
             }
         }
