@@ -28,6 +28,11 @@ use tokio_util::sync::CancellationToken;
 /// Longest pause after repeated failures.
 const MAX_BACKOFF: Duration = Duration::from_secs(600);
 
+/// Fetches of one item revision that came back different from its listing before the item is
+/// skipped as refused: a file rewritten without pause (or a source that lists a size or hash its
+/// download never matches) must not hold the cursor, and re-download, forever.
+const MAX_CHANGED_FETCHES: u32 = 5;
+
 /// What one poll did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Polled {
@@ -116,12 +121,14 @@ pub struct Poller {
     spool: Arc<Spool>,
     poll: PollConfig,
     source: Arc<dyn Source>,
+    /// (item id, rev) → fetches that did not match the listing, since this process started.
+    unsettled: std::sync::Mutex<std::collections::HashMap<(String, String), u32>>,
 }
 
 impl Poller {
     /// A poller for `poll`, reading `source`.
     pub fn new(spool: Arc<Spool>, poll: PollConfig, source: Arc<dyn Source>) -> Self {
-        Self { spool, poll, source }
+        Self { spool, poll, source, unsettled: std::sync::Mutex::default() }
     }
 
     /// Lists the changes and takes them; advances the cursor when all are in the spool.
@@ -141,6 +148,10 @@ impl Poller {
             }
             let taken = match self.source.prepare(&mut item).await {
                 Ok(true) => self.take(&item).await,
+                other => other,
+            };
+            let taken = match taken {
+                Ok(false) => self.changed_again(&item),
                 other => other,
             };
             match taken {
@@ -171,6 +182,23 @@ impl Poller {
         );
         journal.set_source_cursor(name, cursor.as_deref(), &line).await.map_err(|e| e.to_string())?;
         Ok(done)
+    }
+
+    /// Counts a fetch that did not match the listing: `Ok(false)` (try at the next poll) until
+    /// the item has done so [`MAX_CHANGED_FETCHES`] times, then refused.
+    fn changed_again(&self, item: &Item) -> Result<bool, ItemError> {
+        let mut unsettled = self.unsettled.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = unsettled.entry((item.id.clone(), item.rev.clone())).or_insert(0);
+        *n += 1;
+        if *n < MAX_CHANGED_FETCHES {
+            return Ok(false);
+        }
+        unsettled.remove(&(item.id.clone(), item.rev.clone()));
+        Err(ItemError::Refused(format!(
+            "{}: its content did not match the source's listing in {MAX_CHANGED_FETCHES} fetches (rewritten \
+             without pause, or a fault at the source); skipped until it changes again",
+            item.path
+        )))
     }
 
     /// Takes one item; false when it changed while it was fetched.
@@ -345,10 +373,69 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_item_the_source_refuses_is_skipped_with_a_reason_and_does_not_hold_up_the_rest() {
         let dir = tempfile::tempdir().expect("tempdir");
+        let (spool, poll) = test_spool(dir.path()).await;
+        let poller = Poller::new(spool.clone(), poll, Arc::new(Stubborn));
+        let done = poller.poll_once().await.expect("the poll itself succeeds");
+        assert_eq!((done.taken, done.refused, done.changed), (2, 1, 0));
+        assert_eq!(
+            spool.journal().source_cursor("p").await.expect("cursor").as_deref(),
+            Some("after-c"),
+            "the cursor moves on"
+        );
+        let trail = std::fs::read_to_string(dir.path().join("spool/audit.jsonl")).expect("audit");
+        assert!(trail.contains("source_item_refused") && trail.contains("restricted_content"), "{trail}");
+    }
+
+    /// A source whose downloads never match their listing.
+    struct Shifting;
+
+    #[async_trait::async_trait]
+    impl Source for Shifting {
+        fn system(&self) -> &'static str {
+            "dropbox"
+        }
+        async fn list(&self, _: Option<&str>) -> Result<Listing, String> {
+            let item = Item {
+                id: "id:x".into(),
+                rev: "r1".into(),
+                name: "x.pdf".into(),
+                path: "/x.pdf".into(),
+                ..Item::default()
+            };
+            Ok(Listing { items: vec![item], filtered: 0, cursor: Some("after-x".into()) })
+        }
+        async fn fetch(&self, _: &Item, upload: &Upload) -> Result<bool, ItemError> {
+            upload.write_at(0, b"%PDF-1.7\n".to_vec()).await.map_err(|e| ItemError::Transient(e.to_string()))?;
+            Ok(false)
+        }
+        async fn write_back(&self, _: &SourceItem, state: &str, _: Option<&str>) -> Result<String, String> {
+            Ok(format!("{state}: none"))
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_item_that_never_matches_its_listing_is_refused_after_a_few_fetches() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (spool, poll) = test_spool(dir.path()).await;
+        let poller = Poller::new(spool.clone(), poll, Arc::new(Shifting));
+        for n in 1..MAX_CHANGED_FETCHES {
+            let done = poller.poll_once().await.expect("poll");
+            assert_eq!((done.changed, done.refused), (1, 0), "fetch {n}");
+            assert_eq!(spool.journal().source_cursor("p").await.expect("cursor"), None, "the cursor waits");
+        }
+        let done = poller.poll_once().await.expect("poll");
+        assert_eq!((done.changed, done.refused), (0, 1));
+        assert_eq!(spool.journal().source_cursor("p").await.expect("cursor").as_deref(), Some("after-x"));
+        let trail = std::fs::read_to_string(dir.path().join("spool/audit.jsonl")).expect("audit");
+        assert!(trail.contains("did not match the source's listing in 5 fetches"), "{trail}");
+    }
+
+    /// A spool in `dir` and a poll `p` of channel `invoices`.
+    async fn test_spool(dir: &std::path::Path) -> (Arc<Spool>, PollConfig) {
         let cfg = crate::config::SpoolConfig {
-            root: dir.path().join("spool"),
-            journal: dir.path().join("spool/journal.db"),
-            audit_log: dir.path().join("spool/audit.jsonl"),
+            root: dir.join("spool"),
+            journal: dir.join("spool/journal.db"),
+            audit_log: dir.join("spool/audit.jsonl"),
         };
         let audit = Arc::new(crate::audit::Audit::open(&cfg.audit_log).expect("audit"));
         let spool = Spool::open(&cfg, audit).await.expect("spool");
@@ -366,15 +453,6 @@ mod tests {
             on_excepted: None,
             confluence: None,
         };
-        let poller = Poller::new(spool.clone(), poll, Arc::new(Stubborn));
-        let done = poller.poll_once().await.expect("the poll itself succeeds");
-        assert_eq!((done.taken, done.refused, done.changed), (2, 1, 0));
-        assert_eq!(
-            spool.journal().source_cursor("p").await.expect("cursor").as_deref(),
-            Some("after-c"),
-            "the cursor moves on"
-        );
-        let trail = std::fs::read_to_string(dir.path().join("spool/audit.jsonl")).expect("audit");
-        assert!(trail.contains("source_item_refused") && trail.contains("restricted_content"), "{trail}");
+        (spool, poll)
     }
 }

@@ -144,11 +144,10 @@ impl Journal {
             .bind(&r.transfer_id)
             .fetch_optional(&self.pool)
             .await?;
-            let due = match (&r.written_back, state.as_deref()) {
-                (None, Some("delivered" | "excepted")) => true,
-                (Some(_), Some("delivered")) => true,
-                _ => false,
-            };
+            let due = matches!(
+                (&r.written_back, state.as_deref()),
+                (None, Some("delivered" | "excepted")) | (Some(_), Some("delivered"))
+            );
             if let (true, Some(s)) = (due, state) {
                 out.push((r, s));
             }
