@@ -105,7 +105,7 @@ fn reserved_and_hostile_names_are_refused_at_upload() {
     let gw = Gateway::start(Options::default());
     let f = gw.dir.path().join("f");
     random_file(&f, 10, 15);
-    for name in [".wharf-tmp", "a\\b.pdf", &"x".repeat(256)] {
+    for name in [".wharf-tmp", "a\\b.pdf", &"x".repeat(256), "invoice\u{202e}fdp.exe"] {
         let out = gw.sftp("acme", &format!("put {} \"/invoices/{name}\"\n", f.display()));
         assert!(!out.status.success(), "{name}: {}", text(&out));
     }

@@ -109,9 +109,14 @@ pub trait Source: Send + Sync {
     async fn write_back(&self, item: &SourceItem, state: &str, receipt: Option<&str>) -> Result<String, String>;
 }
 
-/// A file name fit for the spool: control characters and slashes become `_`.
+/// A file name fit for the spool: Unicode NFC (a name typed on a Mac arrives decomposed, and
+/// rules and targets must see one spelling of `Räkning`); control characters, bidirectional
+/// overrides (which make `invoice\u{202e}fdp.exe` display as `invoiceexe.pdf`) and slashes
+/// become `_`; no leading dots.
 pub fn spool_name(name: &str) -> String {
-    let cleaned: String = name.chars().map(|c| if c.is_control() || c == '/' || c == '\\' { '_' } else { c }).collect();
+    use unicode_normalization::UnicodeNormalization;
+    let unsafe_char = |c: char| c.is_control() || c == '/' || c == '\\' || crate::vfs::path::is_bidi_control(c);
+    let cleaned: String = name.nfc().map(|c| if unsafe_char(c) { '_' } else { c }).collect();
     let trimmed = cleaned.trim_start_matches('.').trim();
     if trimmed.is_empty() { "unnamed".to_string() } else { trimmed.to_string() }
 }
@@ -338,6 +343,8 @@ mod tests {
         assert_eq!(spool_name("..\\..\\x.pdf"), "_.._x.pdf");
         assert_eq!(spool_name(".hidden"), "hidden");
         assert_eq!(spool_name("..."), "unnamed");
+        assert_eq!(spool_name("Ra\u{308}kning.pdf"), "R\u{e4}kning.pdf", "NFC");
+        assert_eq!(spool_name("invoice\u{202e}fdp.exe"), "invoice_fdp.exe", "no bidi override");
     }
 
     /// A source of three items whose second one it refuses to hand out.

@@ -27,6 +27,17 @@ pub enum PathError {
     /// A backslash: a Windows separator on the wire is a traversal attempt or a mistake.
     #[error("path contains a backslash; use `/` to separate folders")]
     Backslash,
+    /// A bidirectional override or mark: `invoice\u{202e}fdp.exe` displays as `invoiceexe.pdf`
+    /// to the person who later opens the exception folder.
+    #[error(
+        "path contains the bidirectional control character U+{0:04X}, which makes a name display as something it is not"
+    )]
+    BidiControl(u32),
+}
+
+/// Whether `c` reorders or marks text direction (LRM, RLM, embeddings, overrides, isolates).
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// A normalised path below an account's root: no `.`, no `..`, no empty components.
@@ -84,6 +95,9 @@ pub fn check_name(name: &str) -> Result<(), PathError> {
     }
     if let Some(c) = name.chars().find(|c| c.is_control()) {
         return Err(PathError::ControlCharacter(c as u32));
+    }
+    if let Some(c) = name.chars().find(|c| is_bidi_control(*c)) {
+        return Err(PathError::BidiControl(c as u32));
     }
     if name.contains('\\') {
         return Err(PathError::Backslash);
@@ -147,6 +161,9 @@ mod tests {
         assert_eq!(normalize("/a\0b"), Err(PathError::ControlCharacter(0)));
         assert_eq!(normalize("/a\nb"), Err(PathError::ControlCharacter(10)));
         assert_eq!(normalize("/a\u{7f}"), Err(PathError::ControlCharacter(0x7f)));
+        assert_eq!(normalize("/in/invoice\u{202e}fdp.exe"), Err(PathError::BidiControl(0x202e)));
+        assert_eq!(normalize("/in/\u{2067}x.pdf"), Err(PathError::BidiControl(0x2067)));
+        assert!(normalize("/in/Räkning ü.pdf").is_ok(), "other non-ASCII names are fine");
         assert_eq!(normalize("..\\..\\etc\\passwd"), Err(PathError::Backslash));
         // Percent-encoding is not decoded: it is a literal (harmless) name inside the jail.
         assert_eq!(norm("/%2e%2e/%2e%2e/etc"), "/%2e%2e/%2e%2e/etc");
