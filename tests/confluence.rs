@@ -240,6 +240,44 @@ fn confluence_oauth_tokens_go_through_the_cloud_id_base() {
     assert!(reqs.iter().all(|r| r.headers_of_interest.get("authorization").map(String::as_str) == Some("Bearer")));
 }
 
+#[test]
+fn confluence_oauth_access_tokens_are_renewed_with_the_rotating_refresh_token() {
+    let c = Cfl::start();
+    let refresh = c.dir.path().join("refresh");
+    std::fs::write(&refresh, "wharf-oauth-refresh-token\n").expect("refresh");
+    let secret = c.dir.path().join("client-secret");
+    std::fs::write(&secret, "wharf-oauth-secret\n").expect("secret");
+    let toml = |client: &str| {
+        format!(
+            "\n[[targets]]\nname = \"wiki\"\ntype = \"confluence\"\n[targets.confluence]\nbase_url = \"{base}\"\n\
+             oauth_refresh_token_file = \"{}\"\noauth_client_id = \"{client}\"\noauth_client_secret_file = \"{}\"\n\
+             oauth_token_url = \"{base}/oauth/token\"\noauth_base_url = \"{}\"\nspace = \"ENG\"\n",
+            refresh.display(),
+            secret.display(),
+            c.emu.oauth_base_url(),
+            base = c.emu.base_url(),
+        )
+    };
+    let t = c.target_from(&toml("wharf-oauth-client"));
+    delivered(&c.deliver(&t, &c.doc("OAuth/a.pdf", 21, Conflict::Version, &[])));
+    let first = std::fs::read_to_string(&refresh).expect("read");
+    assert_ne!(first.trim(), "wharf-oauth-refresh-token", "the rotated refresh token is stored");
+    // every token expires: a 401, one refresh, the delivery goes through, the token rotates again
+    c.emu.expire_tokens();
+    delivered(&c.deliver(&t, &c.doc("OAuth/b.pdf", 22, Conflict::Version, &[])));
+    let second = std::fs::read_to_string(&refresh).expect("read");
+    assert_ne!(second, first);
+    let refreshes = c.emu.requests().iter().filter(|r| r.path == "/oauth/token").count();
+    assert_eq!(refreshes, 2, "one refresh at start, one after the expiry");
+    // a refused refresh says what to do and shows no secret
+    let bad = c.target_from(&toml("someone-else"));
+    let Delivery::Except(why) = c.deliver(&bad, &c.doc("OAuth/c.pdf", 23, Conflict::Version, &[])) else {
+        panic!("a refused refresh is an exception")
+    };
+    assert!(why.contains("authorise the app again"), "{why}");
+    assert!(!why.contains("wharf-oauth-secret") && !why.contains(second.trim()), "{why}");
+}
+
 /// A copy of the shipped rules plus `pages.toml`, the channel the Confluence poll feeds.
 fn rules_with_pages_channel(dir: &Path) -> PathBuf {
     let rules = shipped_rules_copy(dir);
@@ -438,6 +476,18 @@ fn confluence_target_settings_are_checked_without_echoing_secrets() {
     assert!(parse("oauth_token_env = \"T\"").contains("cloud_id"));
     assert!(parse("email = \"a@b.c\"\napi_token_env = \"T\"\noauth_token_env = \"U\"").contains("not both"));
     assert!(parse("email = \"a@b.c\"\napi_token_env = \"T\"\nparent_page = \"Home\"").contains("page id"));
+    let refresh = "oauth_refresh_token_file = \"r\"\ncloud_id = \"a1\"\n";
+    assert_eq!(parse(&format!("{refresh}oauth_client_id = \"app\"\noauth_client_secret_env = \"S\"")), "");
+    assert!(parse(refresh).contains("targets[0].confluence.oauth_client_id: the refresh grant needs"));
+    assert!(parse(&format!("{refresh}oauth_client_id = \"app\"")).contains("oauth_client_secret_env"));
+    assert!(
+        parse(&format!("{refresh}oauth_client_id = \"a\"\noauth_client_secret_env = \"S\"\noauth_token_env = \"T\""))
+            .contains("targets[0].confluence.oauth_refresh_token_file: give an access token")
+    );
+    assert!(
+        parse("email = \"a@b.c\"\napi_token_env = \"T\"\noauth_client_id = \"x\"")
+            .contains("belong to `oauth_refresh_token_file`")
+    );
     // the token read from its file never shows in the connection's debug output
     let toml = c.target_toml_as("wiki", "s3cr3t-token", "");
     let t = c.target_from(&toml);

@@ -12,6 +12,10 @@
 //! # oauth_token_env = "WHARF_CONFLUENCE_OAUTH" # or: an OAuth 2.0 (3LO) access token (or oauth_token_file)
 //! # cloud_id = "a1b2c3d4-..."                  # with it, calls go to api.atlassian.com/ex/confluence/{cloudId}
 //! # oauth_base_url = "http://127.0.0.1:8383/ex/confluence/a1b2..."  # emulators and proxies
+//! # oauth_refresh_token_file = "secrets/confluence.refresh"  # or: refresh the access token (3LO, offline_access);
+//! # oauth_client_id = "..."                                 #   the rotated refresh token is written back
+//! # oauth_client_secret_env = "WHARF_CONFLUENCE_CLIENT_SECRET"  # (or oauth_client_secret_file)
+//! # oauth_token_url = "https://auth.atlassian.com/oauth/token"  # the default
 //! space = "ENG"                                # the space deliveries go to (key)
 //! parent_page = "98305"                        # new pages go under it (default: the space homepage)
 //! timeout_secs = 120                           # per request (an upload streams within it)
@@ -44,6 +48,16 @@ pub struct RawConfluence {
     pub cloud_id: Option<String>,
     /// OAuth: the API base instead of `https://api.atlassian.com/ex/confluence/{cloud_id}`.
     pub oauth_base_url: Option<String>,
+    /// OAuth refresh: file holding the (rotating) refresh token; wharf rewrites it.
+    pub oauth_refresh_token_file: Option<String>,
+    /// OAuth refresh: the app's client id.
+    pub oauth_client_id: Option<String>,
+    /// OAuth refresh: environment variable holding the client secret.
+    pub oauth_client_secret_env: Option<String>,
+    /// OAuth refresh: file holding the client secret.
+    pub oauth_client_secret_file: Option<String>,
+    /// OAuth refresh: the token endpoint (default `https://auth.atlassian.com/oauth/token`).
+    pub oauth_token_url: Option<String>,
     /// Space key deliveries go to.
     pub space: Option<String>,
     /// Page id new pages are created under.
@@ -69,6 +83,22 @@ pub enum ConfluenceAuth {
         /// Where the access token is.
         token: SecretSource,
     },
+    /// Bearer tokens obtained (and renewed before they expire, and on a 401) with the refresh
+    /// grant; Atlassian rotates the refresh token, so the new one replaces the file's.
+    Refresh(OAuthRefresh),
+}
+
+/// The OAuth 2.0 (3LO) refresh grant's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthRefresh {
+    /// The token endpoint.
+    pub token_url: String,
+    /// The app's client id.
+    pub client_id: String,
+    /// Where the client secret is.
+    pub client_secret: SecretSource,
+    /// The file holding the current refresh token (rewritten atomically on rotation).
+    pub refresh_token_file: std::path::PathBuf,
 }
 
 /// A validated Confluence target.
@@ -90,6 +120,38 @@ pub struct ConfluenceConfig {
     pub concurrency: usize,
 }
 
+/// `oauth_refresh_token_file` with the client id and secret, or none of them.
+fn refresh_settings(raw: &RawConfluence, key: &KeyPath, base: &Path, ck: &mut Checker<'_>) -> Option<OAuthRefresh> {
+    let secret_keys = ("oauth_client_secret_env", "oauth_client_secret_file");
+    let Some(file) = &raw.oauth_refresh_token_file else {
+        if raw.oauth_client_id.is_some()
+            || raw.oauth_client_secret_env.is_some()
+            || raw.oauth_client_secret_file.is_some()
+        {
+            ck.report(&key.key("oauth_client_id"), "the client id and secret belong to `oauth_refresh_token_file`");
+        }
+        return None;
+    };
+    let client_id = raw.oauth_client_id.clone().filter(|c| !c.trim().is_empty());
+    if client_id.is_none() {
+        ck.report(&key.key("oauth_client_id"), "the refresh grant needs the app's `oauth_client_id`");
+    }
+    let client_secret = secret(&raw.oauth_client_secret_env, &raw.oauth_client_secret_file, key, secret_keys, base, ck);
+    if client_secret.is_none() && raw.oauth_client_secret_env.is_none() && raw.oauth_client_secret_file.is_none() {
+        ck.report(&key.key("oauth_client_secret_env"), "the refresh grant needs `oauth_client_secret_env` or `_file`");
+    }
+    let token_url = match &raw.oauth_token_url {
+        Some(u) => url(u, &key.key("oauth_token_url"), ck),
+        None => "https://auth.atlassian.com/oauth/token".to_string(),
+    };
+    Some(OAuthRefresh {
+        token_url,
+        client_id: client_id?,
+        client_secret: client_secret?,
+        refresh_token_file: super::resolve(base, file),
+    })
+}
+
 /// Validates `[targets.confluence]`; every problem is reported with its key.
 pub fn build(raw: &RawConfluence, key: &KeyPath, base: &Path, ck: &mut Checker<'_>) -> Option<ConfluenceConfig> {
     let before = ck.problems.len();
@@ -98,6 +160,19 @@ pub fn build(raw: &RawConfluence, key: &KeyPath, base: &Path, ck: &mut Checker<'
     let basic = secret(&raw.api_token_env, &raw.api_token_file, key, ("api_token_env", "api_token_file"), base, ck);
     let bearer =
         secret(&raw.oauth_token_env, &raw.oauth_token_file, key, ("oauth_token_env", "oauth_token_file"), base, ck);
+    let refresh = refresh_settings(raw, key, base, ck);
+    let bearer = match (bearer, refresh) {
+        (Some(_), Some(_)) => {
+            ck.report(
+                &key.key("oauth_refresh_token_file"),
+                "give an access token (`oauth_token_env`) or the refresh grant (`oauth_refresh_token_file`), not both",
+            );
+            None
+        }
+        (Some(token), None) => Some(ConfluenceAuth::Bearer { token }),
+        (None, Some(r)) => Some(ConfluenceAuth::Refresh(r)),
+        (None, None) => None,
+    };
     let (auth, api_base) = match (basic, bearer) {
         (Some(token), None) => {
             let email = raw.email.clone().unwrap_or_default();
@@ -109,7 +184,7 @@ pub fn build(raw: &RawConfluence, key: &KeyPath, base: &Path, ck: &mut Checker<'
             }
             (Some(ConfluenceAuth::Basic { email, token }), site_url.clone())
         }
-        (None, Some(token)) => {
+        (None, Some(oauth)) => {
             if raw.email.is_some() {
                 ck.report(&key.key("email"), "`email` belongs to Basic auth (`api_token_env`), not OAuth");
             }
@@ -123,17 +198,22 @@ pub fn build(raw: &RawConfluence, key: &KeyPath, base: &Path, ck: &mut Checker<'
                     String::new()
                 }
             };
-            (Some(ConfluenceAuth::Bearer { token }), base)
+            (Some(oauth), base)
         }
         (Some(_), Some(_)) => {
             ck.report(&key.key("oauth_token_env"), "give Basic (`email` + `api_token_env`) or OAuth, not both");
             (None, String::new())
         }
         (None, None) => {
-            if raw.api_token_env.is_none() && raw.oauth_token_env.is_none() {
+            if raw.api_token_env.is_none()
+                && raw.api_token_file.is_none()
+                && raw.oauth_token_env.is_none()
+                && raw.oauth_token_file.is_none()
+                && raw.oauth_refresh_token_file.is_none()
+            {
                 ck.report(
                     &key.key("api_token_env"),
-                    "give `email` + `api_token_env`/`_file`, or `oauth_token_env` + `cloud_id`",
+                    "give `email` + `api_token_env`/`_file`, or `oauth_token_env` (or `oauth_refresh_token_file`) + `cloud_id`",
                 );
             }
             (None, String::new())

@@ -2,7 +2,8 @@
 //! classification.
 //!
 //! - **Auth**: Basic `email:api_token` against the site, or an OAuth 2.0 (3LO) bearer token
-//!   against `https://api.atlassian.com/ex/confluence/{cloudId}` (3LO calls must go there).
+//!   against `https://api.atlassian.com/ex/confluence/{cloudId}` (3LO calls must go there),
+//!   given as is or renewed with the refresh grant ([`super::oauth`]).
 //! - **Paths** are given from `/wiki` on: `/wiki/api/v2/pages/1`, `/wiki/rest/api/content/search`.
 //! - **Paging** follows `_links.next` until it is absent: v2 gives it from `/wiki` on
 //!   (`/wiki/api/v2/...?cursor=`), v1 relative to `_links.base`, i.e. to `/wiki`
@@ -123,6 +124,7 @@ fn describe(e: &reqwest::Error) -> String {
 enum Auth {
     Basic(String, String),
     Bearer(String),
+    Refresh(std::sync::Arc<super::oauth::Refresher>),
 }
 
 /// One connection to a Confluence Cloud site.
@@ -154,6 +156,7 @@ impl Client {
         let auth = match &cfg.auth {
             ConfluenceAuth::Basic { email, token } => Auth::Basic(email.clone(), token.read()?),
             ConfluenceAuth::Bearer { token } => Auth::Bearer(token.read()?),
+            ConfluenceAuth::Refresh(r) => Auth::Refresh(std::sync::Arc::new(super::oauth::Refresher::new(r)?)),
         };
         Ok(Self {
             http,
@@ -189,17 +192,30 @@ impl Client {
         Fut: Future<Output = Result<RequestBuilder, ApiError>>,
     {
         let _permit = self.limit.acquire().await.map_err(|_| ApiError::Transient("client closed".into()))?;
-        let mut throttled = 0;
+        let (mut throttled, mut renewed) = (0, false);
         loop {
             let req = build(self.http.clone()).await?.header(reqwest::header::ACCEPT, "application/json");
-            let req = match &self.auth {
-                Auth::Basic(email, token) => req.basic_auth(email, Some(token)),
-                Auth::Bearer(token) => req.bearer_auth(token),
+            let (req, refreshed) = match &self.auth {
+                Auth::Basic(email, token) => (req.basic_auth(email, Some(token)), None),
+                Auth::Bearer(token) => (req.bearer_auth(token), None),
+                Auth::Refresh(r) => {
+                    let token = r.token(&self.http).await?;
+                    (req.bearer_auth(&token), Some((r, token)))
+                }
             };
             let resp = req.send().await.map_err(|e| ApiError::Transient(format!("Confluence: {}", describe(&e))))?;
             let status = resp.status();
             if status.is_success() {
                 return Ok(resp);
+            }
+            // an access token revoked or expired early: renew it once and send again
+            if status == StatusCode::UNAUTHORIZED
+                && !renewed
+                && let Some((r, token)) = refreshed
+            {
+                renewed = true;
+                r.invalidate(&token).await;
+                continue;
             }
             let wait = retry_after(resp.headers());
             let body = resp.text().await.unwrap_or_default();

@@ -15,6 +15,7 @@
 //!   the earlier delivery (a lost reply, a crash before the journal): `already_delivered`.
 
 pub mod client;
+pub mod oauth;
 pub mod publish;
 pub mod source;
 
