@@ -291,6 +291,10 @@ fn build_targets(config: &Config, dropbox: &DropboxTargets) -> Result<HashMap<St
                     crate::targets::confluence::ConfluenceTarget::new(&t.name, (**cfg).clone())
                         .map_err(|e| format!("{}: target `{}`: {e}", config.source.display(), t.name))?,
                 ),
+                TargetKind::Canto(cfg) => Arc::new(
+                    crate::targets::canto::CantoTarget::new(&t.name, (**cfg).clone())
+                        .map_err(|e| format!("{}: target `{}`: {e}", config.source.display(), t.name))?,
+                ),
             };
             Ok((t.name.clone(), target))
         })

@@ -5,6 +5,7 @@
 //! `file:line:col: key: message` (the form `wharf check` prints), so an admin fixes a config in one pass.
 //! Loading touches the filesystem only to read referenced key files; it never creates anything.
 
+pub mod canto;
 pub mod confluence;
 pub mod dropbox;
 pub mod jobs;
@@ -136,6 +137,8 @@ pub enum TargetKind {
     Dropbox(Box<dropbox::DropboxConfig>),
     /// Confluence Cloud (REST v2 and v1).
     Confluence(Box<confluence::ConfluenceConfig>),
+    /// Canto DAM (API v1, OAuth2 client credentials).
+    Canto(Box<canto::CantoConfig>),
 }
 
 /// Where the durable state lives.
