@@ -17,6 +17,7 @@ struct FaultState {
     fail_status: u16,
     throttle: u32,
     expire_policies: bool,
+    expire_next: u32,
     upload_error: bool,
     stuck_initial: bool,
 }
@@ -62,9 +63,19 @@ impl Faults {
         self.lock().expire_policies = on;
     }
 
-    /// Whether policies count as expired.
+    /// The next `n` storage POSTs find their policy expired (a fresh setting after them works).
+    pub fn expire_next_posts(&self, n: u32) {
+        self.lock().expire_next = n;
+    }
+
+    /// Whether this storage POST finds its policy expired (consumes one `expire_next_posts`).
     pub fn policies_expired(&self) -> bool {
-        self.lock().expire_policies
+        let mut f = self.lock();
+        if f.expire_next > 0 {
+            f.expire_next -= 1;
+            return true;
+        }
+        f.expire_policies
     }
 
     /// Uploads finishing processing from now on end in `Error`.
