@@ -220,3 +220,55 @@ fn canto_5xx_is_a_retry_and_the_secret_is_never_in_a_reason() {
     let Delivery::Retry(m) = d else { panic!("unreachable is a retry") };
     assert!(!m.contains(secret) && !m.contains("app_secret"), "{m}");
 }
+
+/// End to end through a real gateway: an agency's localised file `<asset id>_<region>.jpg`
+/// uploaded over SFTP becomes a new version of that Canto asset with the region as tag and
+/// custom field (scenario 003, localisation).
+#[test]
+fn canto_gateway_sftp_localised_file_becomes_a_new_version_with_region() {
+    let c = Canto::start();
+    let rules = c.dir.path().join("rules");
+    std::fs::create_dir_all(&rules).expect("rules dir");
+    std::fs::write(
+        rules.join("invoices.toml"),
+        r#"
+[[accept]]
+name = "localised"
+pattern = '^(?P<asset>[0-9a-f]{32})_(?P<region>[A-Z]{2})\.(?P<ext>jpg|png)$'
+max_size = "100 MiB"
+
+[metadata]
+fields = { canto_id = "{asset}", canto_scheme = "image", region = "{region}" }
+
+[target]
+name = "canto"
+destination = "{file.name}"
+conflict = "version"
+retry = { attempts = 3, backoff_secs = 1, max_age_secs = 600 }
+"#,
+    )
+    .expect("rule");
+    let secret = c.dir.path().join("secret");
+    std::fs::write(&secret, format!("{}\n", c.emu.seed().app_secret)).expect("secret");
+    let extra = format!(
+        "[pipeline]\nrules = \"{}\"\nworkers = 1\n\n[[targets]]\nname = \"canto\"\ntype = \"canto\"\n[targets.canto]\n\
+         base_url = \"{url}\"\noauth_url = \"{url}\"\napp_id = \"{}\"\napp_secret_file = \"{}\"\nupload_status_poll_ms = 20\n\
+         tags = [\"region\"]\n[targets.canto.custom]\nmeta_region = \"{{region}}\"\n",
+        rules.display(),
+        c.emu.seed().app_id,
+        secret.display(),
+        url = c.emu.base_url()
+    );
+    let gw = crate::support::Gateway::start(crate::support::Options { extra, ..Default::default() });
+    let local = gw.dir.path().join(format!("{KNOWN}_DE.jpg"));
+    random_file(&local, 30_000, 77);
+    let out = gw.sftp("acme", &format!("put {} /invoices/{KNOWN}_DE.jpg\n", local.display()));
+    assert!(out.status.success(), "{}", crate::support::text(&out));
+    gw.wait_for(30, "the localised file delivered", || gw.in_state("delivered").len() == 1);
+    let a = c.emu.asset(KNOWN).expect("asset");
+    assert_eq!(a.version, 2);
+    assert_eq!(a.bytes, std::fs::read(&local).expect("local"));
+    assert!(a.tags.contains(&"DE".to_string()), "{:?}", a.tags);
+    assert_eq!(a.custom["meta_region"], "DE");
+    assert!(!gw.log().contains(&c.emu.seed().app_secret), "the secret is not logged");
+}
