@@ -272,3 +272,99 @@ retry = { attempts = 3, backoff_secs = 1, max_age_secs = 600 }
     assert_eq!(a.custom["meta_region"], "DE");
     assert!(!gw.log().contains(&c.emu.seed().app_secret), "the secret is not logged");
 }
+
+/// The rules of the poll tests: channel `approved` (and the harness's `invoices`) into an fs target.
+fn poll_rules(dir: &std::path::Path) -> std::path::PathBuf {
+    let rules = dir.join("poll-rules");
+    std::fs::create_dir_all(&rules).expect("rules dir");
+    for channel in ["approved", "invoices"] {
+        std::fs::write(
+            rules.join(format!("{channel}.toml")),
+            r#"
+[[accept]]
+name = "any"
+pattern = '^(?P<stem>[^/]+)\.(?P<ext>jpg|pdf|png)$'
+
+[metadata]
+fields = { region = "{transfer.source.region}", canto_id = "{transfer.source.id}" }
+
+[target]
+name = "ecm"
+destination = "{file.name}"
+conflict = "version"
+"#,
+        )
+        .expect("rule");
+    }
+    rules
+}
+
+/// A gateway polling the emulator for approved images and documents every second; after
+/// delivery the poll writes `meta_rights_status = filed` back (and approval on exceptions).
+fn poll_gateway(c: &Canto) -> crate::support::Gateway {
+    let secret = c.dir.path().join("secret");
+    std::fs::write(&secret, format!("{}\n", c.emu.seed().app_secret)).expect("secret");
+    let extra = format!(
+        "[pipeline]\nrules = \"{}\"\nworkers = 2\n\n[[targets]]\nname = \"ecm\"\ntype = \"fs\"\nroot = \"ecm\"\n\n\
+         [[targets]]\nname = \"canto\"\ntype = \"canto\"\n[targets.canto]\nbase_url = \"{url}\"\noauth_url = \"{url}\"\n\
+         app_id = \"{}\"\napp_secret_file = \"{}\"\n\n\
+         [[accounts]]\nname = \"canto-intake\"\ndisabled = true\n\n\
+         [[polls]]\nname = \"canto-approved\"\nchannel = \"approved\"\naccount = \"canto-intake\"\nevery_secs = 1\n\
+         [polls.source]\ntype = \"canto\"\ntarget = \"canto\"\nscheme = \"image|document\"\napproval = \"approved\"\n\
+         [polls.write_back]\nfields = {{ meta_rights_status = \"filed\" }}\nexcepted_approval = \"restricted\"\n",
+        poll_rules(c.dir.path()).display(),
+        c.emu.seed().app_id,
+        secret.display(),
+        url = c.emu.base_url()
+    );
+    crate::support::Gateway::start(crate::support::Options { extra, ..Default::default() })
+}
+
+#[test]
+fn canto_poll_takes_approved_assets_once_and_writes_back_once() {
+    let c = Canto::start();
+    let gw = poll_gateway(&c);
+    gw.wait_for(30, "both approved assets delivered", || gw.in_state("delivered").len() == 2);
+    let ecm = gw.dir.path().join("ecm");
+    assert_eq!(
+        std::fs::read(ecm.join("hero-spring.jpg")).expect("delivered file"),
+        c.emu.asset(KNOWN).expect("asset").bytes,
+        "the original's bytes"
+    );
+    assert!(ecm.join("brand-guide.pdf").exists());
+    let written = |id: &str| c.emu.asset(id).expect("asset").custom.get("meta_rights_status").cloned();
+    gw.wait_for(30, "write-back", || {
+        written(KNOWN).as_deref() == Some("filed")
+            && written("d1000000000000000000000000000001").as_deref() == Some("filed")
+    });
+    assert_eq!(written("a1000000000000000000000000000002"), None, "a pending asset is left alone");
+    let edits = || c.emu.requests().iter().filter(|r| r.path == "/api/v1/batch/edit").count();
+    let before = edits();
+    let searches = || c.emu.requests().iter().filter(|r| r.path == "/api/v1/search").count();
+    let s0 = searches();
+    gw.wait_for(30, "two more polls", || searches() >= s0 + 2);
+    assert_eq!(gw.transfers().len(), 2, "nothing taken twice");
+    assert_eq!(edits(), before, "written back once");
+    let t = &gw.transfers()[0];
+    let fields = format!("{t:?}");
+    assert!(fields.contains("canto"), "{fields}");
+}
+
+#[test]
+fn canto_poll_takes_a_modified_asset_again_and_keeps_equal_timestamps() {
+    let c = Canto::start();
+    // two approved assets sharing one Date modified (d1 and d2 do in the seed; approve d2)
+    c.emu.edit("d1000000000000000000000000000002", |a| a.approval = "Approved".into());
+    let gw = poll_gateway(&c);
+    gw.wait_for(30, "three approved assets delivered", || gw.in_state("delivered").len() == 3);
+    gw.wait_for(30, "write-back", || {
+        c.emu.asset(KNOWN).expect("asset").custom.get("meta_rights_status").map(String::as_str) == Some("filed")
+    });
+    // a Canto user changes the asset and resets the status: it is taken again
+    c.emu.edit(KNOWN, |a| {
+        a.bytes = b"retouched".to_vec();
+        a.custom.remove("meta_rights_status");
+    });
+    gw.wait_for(30, "the modified asset taken again", || gw.in_state("delivered").len() == 4);
+    assert_eq!(gw.transfers().len(), 4);
+}

@@ -92,6 +92,8 @@ pub struct Config {
     pub jobs: Vec<jobs::JobConfig>,
     /// Connector-fed channels.
     pub polls: Vec<polls::PollConfig>,
+    /// What each `canto` poll searches and writes back, by poll name.
+    pub canto_polls: std::collections::BTreeMap<String, polls::CantoPoll>,
 }
 
 /// A hot folder: an intake other than SFTP/FTP.
@@ -437,9 +439,11 @@ fn build(raw: &RawConfig, base: &Path, file: &Path, ck: &mut Checker<'_>) -> Con
         hot_folders,
         jobs: Vec::new(),
         polls: Vec::new(),
+        canto_polls: Default::default(),
     };
     config.jobs = jobs::build(&raw.jobs, &config, base, ck);
     config.polls = polls::build(&raw.polls, &config, ck);
+    config.canto_polls = polls::build_canto(&raw.polls, ck);
     config
 }
 
