@@ -212,4 +212,30 @@ mod tests {
         );
         assert!(problems.iter().any(|p| p.contains("app_secret_file")), "{problems:?}");
     }
+
+    #[test]
+    fn a_canto_poll_with_bad_values_names_its_keys() {
+        let text = "[spool]\nroot = \"s\"\n[sftp]\nlisten = \"127.0.0.1:0\"\nhost_key = \"k\"\n[pipeline]\nrules = \"r\"\n[[targets]]\nname = \"canto\"\ntype = \"canto\"\n\
+            [targets.canto]\nbase_url = \"https://a.canto.com\"\napp_id = \"a\"\napp_secret_env = \"S\"\n\
+            [[accounts]]\nname = \"i\"\ndisabled = true\n[[polls]]\nname = \"p\"\nchannel = \"c\"\naccount = \"i\"\n\
+            [polls.source]\ntype = \"canto\"\ntarget = \"canto\"\nscheme = \"image|photo\"\napproval = \"maybe\"\n\
+            [polls.write_back]\napproval = \"done\"\ndelivered = \"filed\"\n";
+        let err = crate::config::Config::parse(Path::new("w.toml"), text).expect_err("refused").to_string();
+        for k in [
+            "polls[0].source.scheme",
+            "polls[0].source.approval",
+            "polls[0].write_back.approval",
+            "polls[0].write_back.delivered",
+        ] {
+            assert!(err.contains(k), "{k} missing in {err}");
+        }
+        let good = text
+            .replace("image|photo", "image|document")
+            .replace("maybe", "approved")
+            .replace("\"done\"", "\"approved\"")
+            .replace("delivered = \"filed\"\n", "fields = { meta_rights_status = \"filed\" }\n");
+        let cfg = crate::config::Config::parse(Path::new("w.toml"), &good).expect("good poll");
+        assert_eq!(cfg.canto_polls["p"].delivered_fields["meta_rights_status"], "filed");
+        assert_eq!(cfg.canto_polls["p"].scheme, "image|document");
+    }
 }
