@@ -368,3 +368,12 @@ fn canto_poll_takes_a_modified_asset_again_and_keeps_equal_timestamps() {
     gw.wait_for(30, "the modified asset taken again", || gw.in_state("delivered").len() == 4);
     assert_eq!(gw.transfers().len(), 4);
 }
+
+#[test]
+fn canto_example_config_and_its_rules_pass_check_and_their_tests() {
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/canto.example.toml");
+    for args in [vec!["check", "--config", config], vec!["rules", "test", "--config", config]] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_wharf")).args(&args).output().expect("wharf runs");
+        assert!(out.status.success(), "{args:?}: {}", crate::support::text(&out));
+    }
+}
