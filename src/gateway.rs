@@ -253,6 +253,11 @@ fn poll_source(
             let client = crate::targets::confluence::client::Client::new(cfg).map_err(|e| failed(&e))?;
             Ok(Arc::new(ConfluenceSource::new(&poll.name, c.clone(), Arc::new(client))))
         }
+        (Some(TargetKind::Canto(cfg)), None) if config.canto_polls.contains_key(&poll.name) => {
+            let client = crate::targets::canto::client::Client::new(cfg).map_err(|e| failed(&e))?;
+            let settings = config.canto_polls.get(&poll.name).cloned().unwrap_or_default();
+            Ok(Arc::new(crate::targets::canto::source::CantoSource::new(&poll.name, settings, Arc::new(client))))
+        }
         _ => Err(format!("poll `{}`: no source target `{}` of its type", poll.name, poll.target)),
     }
 }
@@ -289,6 +294,10 @@ fn build_targets(config: &Config, dropbox: &DropboxTargets) -> Result<HashMap<St
                 },
                 TargetKind::Confluence(cfg) => Arc::new(
                     crate::targets::confluence::ConfluenceTarget::new(&t.name, (**cfg).clone())
+                        .map_err(|e| format!("{}: target `{}`: {e}", config.source.display(), t.name))?,
+                ),
+                TargetKind::Canto(cfg) => Arc::new(
+                    crate::targets::canto::CantoTarget::new(&t.name, (**cfg).clone())
                         .map_err(|e| format!("{}: target `{}`: {e}", config.source.display(), t.name))?,
                 ),
             };

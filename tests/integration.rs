@@ -3,6 +3,7 @@
 
 mod support;
 
+mod canto;
 mod cli;
 mod confluence;
 mod confluence_outbound;

@@ -5,6 +5,7 @@
 //! `file:line:col: key: message` (the form `wharf check` prints), so an admin fixes a config in one pass.
 //! Loading touches the filesystem only to read referenced key files; it never creates anything.
 
+pub mod canto;
 pub mod confluence;
 pub mod dropbox;
 pub mod jobs;
@@ -91,6 +92,8 @@ pub struct Config {
     pub jobs: Vec<jobs::JobConfig>,
     /// Connector-fed channels.
     pub polls: Vec<polls::PollConfig>,
+    /// What each `canto` poll searches and writes back, by poll name.
+    pub canto_polls: std::collections::BTreeMap<String, polls::CantoPoll>,
 }
 
 /// A hot folder: an intake other than SFTP/FTP.
@@ -136,6 +139,8 @@ pub enum TargetKind {
     Dropbox(Box<dropbox::DropboxConfig>),
     /// Confluence Cloud (REST v2 and v1).
     Confluence(Box<confluence::ConfluenceConfig>),
+    /// Canto DAM (API v1, OAuth2 client credentials).
+    Canto(Box<canto::CantoConfig>),
 }
 
 /// Where the durable state lives.
@@ -434,9 +439,11 @@ fn build(raw: &RawConfig, base: &Path, file: &Path, ck: &mut Checker<'_>) -> Con
         hot_folders,
         jobs: Vec::new(),
         polls: Vec::new(),
+        canto_polls: Default::default(),
     };
     config.jobs = jobs::build(&raw.jobs, &config, base, ck);
     config.polls = polls::build(&raw.polls, &config, ck);
+    config.canto_polls = polls::build_canto(&raw.polls, ck);
     config
 }
 

@@ -80,6 +80,12 @@ pub struct RawPollSource {
     pub recursive: bool,
     /// Regex over the file's path.
     pub name: Option<String>,
+    /// canto: schemes searched (`image|document`).
+    pub scheme: Option<String>,
+    /// canto: search keyword.
+    pub keyword: Option<String>,
+    /// canto: approval status searched (`approved`, `pending`, `restricted`, `expired`).
+    pub approval: Option<String>,
 }
 
 /// `[polls.write_back]`.
@@ -93,6 +99,14 @@ pub struct RawWriteBack {
     pub label: Option<String>,
     /// confluence: content property set to the target's receipt after delivery.
     pub property: Option<String>,
+    /// canto: approval status set after delivery.
+    pub approval: Option<String>,
+    /// canto: custom fields (id = value) set after delivery.
+    pub fields: Option<std::collections::BTreeMap<String, String>>,
+    /// canto: approval status set after an exception.
+    pub excepted_approval: Option<String>,
+    /// canto: custom fields set after an exception.
+    pub excepted_fields: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// What a `confluence` poll selects and writes back.
@@ -254,13 +268,14 @@ pub fn build(raw: &[RawPoll], config: &super::Config, ck: &mut Checker<'_>) -> V
             let kind_of = |t: &super::TargetConfig| match t.kind {
                 TargetKind::Dropbox(_) => "dropbox",
                 TargetKind::Confluence(_) => "confluence",
+                TargetKind::Canto(_) => "canto",
                 _ => "",
             };
             let confluence = if p.source.kind == "confluence" { confluence_source(p, &key, ck) } else { None };
-            if p.source.kind != "dropbox" && p.source.kind != "confluence" {
+            if !["dropbox", "confluence", "canto"].contains(&p.source.kind.as_str()) {
                 ck.report(
                     &sk.key("type"),
-                    format!("unknown source type `{}`; use `dropbox` or `confluence`", p.source.kind),
+                    format!("unknown source type `{}`; use `dropbox`, `confluence` or `canto`", p.source.kind),
                 );
             } else if !config.targets.iter().any(|t| t.name == p.source.target && kind_of(t) == p.source.kind) {
                 ck.report(
@@ -304,6 +319,85 @@ pub fn build(raw: &[RawPoll], config: &super::Config, ck: &mut Checker<'_>) -> V
                 on_excepted,
                 confluence,
             })
+        })
+        .collect()
+}
+
+/// What a `canto` poll searches and writes back (kept beside [`PollConfig`], by poll name, in
+/// `Config::canto_polls`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CantoPoll {
+    /// Schemes joined by `|` (empty: all).
+    pub scheme: String,
+    /// Search keyword (empty: none).
+    pub keyword: String,
+    /// Approval filter (empty: any).
+    pub approval: String,
+    /// Approval status set after delivery.
+    pub delivered_approval: Option<String>,
+    /// Custom fields set after delivery.
+    pub delivered_fields: std::collections::BTreeMap<String, String>,
+    /// Approval status set after an exception.
+    pub excepted_approval: Option<String>,
+    /// Custom fields set after an exception.
+    pub excepted_fields: std::collections::BTreeMap<String, String>,
+}
+
+const CANTO_SCHEMES: [&str; 6] = ["image", "video", "audio", "document", "presentation", "other"];
+
+fn canto_source(p: &RawPoll, key: &KeyPath, ck: &mut Checker<'_>) -> Option<CantoPoll> {
+    let (sk, wk) = (key.key("source"), key.key("write_back"));
+    let before = ck.problems.len();
+    let scheme = p.source.scheme.clone().unwrap_or_default();
+    if !scheme.is_empty() && !scheme.split('|').all(|s| CANTO_SCHEMES.contains(&s)) {
+        ck.report(
+            &sk.key("scheme"),
+            "must be schemes joined by `|`: image, video, audio, document, presentation, other",
+        );
+    }
+    let approval = p.source.approval.clone().unwrap_or_default();
+    if !approval.is_empty() && !["approved", "pending", "restricted", "expired"].contains(&approval.as_str()) {
+        ck.report(&sk.key("approval"), "must be `approved`, `pending`, `restricted` or `expired`");
+    }
+    if !p.source.path.is_empty() || p.source.name.is_some() || p.source.cql.is_some() || p.source.space.is_some() {
+        ck.report(&sk.key("path"), "`path`, `name`, `cql` and `space` do not belong to `canto` sources");
+    }
+    if p.write_back.delivered.is_some() || p.write_back.excepted.is_some() || p.write_back.label.is_some() {
+        ck.report(&wk.key("delivered"), "a `canto` source writes back `approval` and `fields`, not folders or labels");
+    }
+    for (k, a) in [("approval", &p.write_back.approval), ("excepted_approval", &p.write_back.excepted_approval)] {
+        if let Some(a) = a
+            && !["approved", "pending", "restricted"].contains(&a.to_lowercase().as_str())
+        {
+            ck.report(&wk.key(k), "must be `approved`, `pending` or `restricted`");
+        }
+    }
+    for (k, f) in [("fields", &p.write_back.fields), ("excepted_fields", &p.write_back.excepted_fields)] {
+        for id in f.iter().flat_map(|m| m.keys()) {
+            if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                ck.report(&wk.key(k).key(id), "must be a Canto custom field id such as `meta_rights_status`");
+            }
+        }
+    }
+    (ck.problems.len() == before).then(|| CantoPoll {
+        scheme,
+        keyword: p.source.keyword.clone().unwrap_or_default(),
+        approval,
+        delivered_approval: p.write_back.approval.clone(),
+        delivered_fields: p.write_back.fields.clone().unwrap_or_default(),
+        excepted_approval: p.write_back.excepted_approval.clone(),
+        excepted_fields: p.write_back.excepted_fields.clone().unwrap_or_default(),
+    })
+}
+
+/// The settings of every `canto` poll, by poll name; problems reported with their keys.
+pub fn build_canto(raw: &[RawPoll], ck: &mut Checker<'_>) -> std::collections::BTreeMap<String, CantoPoll> {
+    raw.iter()
+        .enumerate()
+        .filter(|(_, p)| p.source.kind == "canto")
+        .filter_map(|(i, p)| {
+            let key = KeyPath::root().key("polls").index(i);
+            canto_source(p, &key, ck).map(|c| (p.name.clone(), c))
         })
         .collect()
 }

@@ -73,6 +73,8 @@ pub struct RawTarget {
     pub dropbox: Option<super::dropbox::RawDropbox>,
     /// confluence: `[targets.confluence]`.
     pub confluence: Option<super::confluence::RawConfluence>,
+    /// canto: `[targets.canto]`.
+    pub canto: Option<super::canto::RawCanto>,
 }
 
 /// `[spool]`.

@@ -2,7 +2,7 @@
 
 use super::locate::{Checker, KeyPath};
 use super::raw::RawTarget;
-use super::{TargetConfig, TargetKind, confluence, dropbox, is_valid_name, opentext, resolve};
+use super::{TargetConfig, TargetKind, canto, confluence, dropbox, is_valid_name, opentext, resolve};
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -47,6 +47,19 @@ pub fn build(raw: &[RawTarget], root: &KeyPath, base: &Path, ck: &mut Checker<'_
                     }
                 };
             }
+            if t.kind != "canto" && t.canto.is_some() {
+                ck.report(&key.key("canto"), format!("[targets.canto] does not belong to a `{}` target", t.kind));
+            }
+            if t.kind == "canto" {
+                return match &t.canto {
+                    Some(c) => canto::build(c, &key.key("canto"), base, ck)
+                        .map(|c| TargetConfig { name: t.name.clone(), kind: TargetKind::Canto(Box::new(c)) }),
+                    None => {
+                        ck.report(&key.key("type"), "a `canto` target needs a [targets.canto] table (base_url, ...)");
+                        None
+                    }
+                };
+            }
             if t.kind == "dropbox" {
                 return match &t.dropbox {
                     Some(d) => dropbox::build(d, &key.key("dropbox"), base, ck)
@@ -79,7 +92,7 @@ pub fn build(raw: &[RawTarget], root: &KeyPath, base: &Path, ck: &mut Checker<'_
                 (other, _, _) => {
                     ck.report(
                         &key.key("type"),
-                        format!("unknown target type `{other}`; known: fs, opentext, dropbox, confluence"),
+                        format!("unknown target type `{other}`; known: fs, opentext, dropbox, confluence, canto"),
                     );
                     None
                 }

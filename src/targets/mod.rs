@@ -6,6 +6,7 @@
 //! anything it looks for its own earlier delivery of the same transfer (by name and checksum), so
 //! a crash between delivering and journaling never makes a second copy.
 
+pub mod canto;
 pub mod confluence;
 pub mod dropbox;
 pub mod fs;

@@ -2,6 +2,7 @@
 //! and drives it with real clients (OpenSSH `sftp`, `curl`, Rust FTP client).
 #![allow(dead_code)]
 
+pub mod canto;
 pub mod confluence;
 pub mod dropbox;
 pub mod otcs;
