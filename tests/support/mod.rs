@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod confluence;
+pub mod contentstack;
 pub mod dropbox;
 pub mod otcs;
 
