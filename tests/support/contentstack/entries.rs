@@ -14,6 +14,9 @@ use std::sync::Arc;
 
 type Params = Query<HashMap<String, String>>;
 
+/// Environments, locales and the optional version of a publish body.
+pub type PublishTargets = (Vec<String>, Vec<String>, Option<u64>);
+
 /// The `{"entry": {...}}` wrapper's content, checked against the content type's fields.
 fn entry_body(shared: &Shared, ct: &str, body: &Value) -> Result<Map<String, Value>, axum::response::Response> {
     let fields = shared.seed.content_types.get(ct).ok_or_else(|| not_found("content type"))?;
@@ -150,11 +153,7 @@ pub async fn list(State(s): State<Arc<Shared>>, Path(ct): Path<String>, p: Param
 }
 
 /// The publish/unpublish body, checked: `{"<module>": {"environments": [..], "locales": [..]}, "version": n?}`.
-pub fn targets(
-    s: &Shared,
-    module: &str,
-    body: &Value,
-) -> Result<(Vec<String>, Vec<String>, Option<u64>), axum::response::Response> {
+pub fn targets(s: &Shared, module: &str, body: &Value) -> Result<PublishTargets, axum::response::Response> {
     let inner = body.get(module).and_then(Value::as_object);
     let list = |k: &str| -> Option<Vec<String>> {
         let v: Vec<String> = inner?.get(k)?.as_array()?.iter().filter_map(|x| x.as_str().map(String::from)).collect();

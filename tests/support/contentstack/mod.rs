@@ -27,6 +27,7 @@ mod tests;
 
 pub use faults::Faults;
 pub use seed::Seed;
+#[allow(unused_imports)]
 pub use webhook::hmac_sha256_hex;
 
 use serde_json::Value;

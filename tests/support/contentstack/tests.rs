@@ -132,7 +132,8 @@ async fn faults_fail_and_drop() {
 async fn webhook_sends_payload_with_secret_and_signature() {
     use std::sync::{Arc, Mutex};
     let emu = Emulator::start(Seed::default()).await;
-    let got: Arc<Mutex<Option<(String, String, Vec<u8>)>>> = Arc::default();
+    type Got = Option<(String, String, Vec<u8>)>;
+    let got: Arc<Mutex<Got>> = Arc::default();
     let g = got.clone();
     let app = axum::Router::new().route(
         "/hook",
