@@ -6,6 +6,7 @@
 //! Loading touches the filesystem only to read referenced key files; it never creates anything.
 
 pub mod confluence;
+pub mod contentstack;
 pub mod dropbox;
 pub mod jobs;
 mod locate;
