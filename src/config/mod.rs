@@ -7,6 +7,7 @@
 
 pub mod canto;
 pub mod confluence;
+pub mod contentstack;
 pub mod dropbox;
 pub mod jobs;
 mod locate;

@@ -4,6 +4,7 @@
 
 pub mod canto;
 pub mod confluence;
+pub mod contentstack;
 pub mod dropbox;
 pub mod otcs;
 
