@@ -256,7 +256,7 @@ fn poll_source(
         (Some(TargetKind::Canto(cfg)), None) if config.canto_polls.contains_key(&poll.name) => {
             let client = crate::targets::canto::client::Client::new(cfg).map_err(|e| failed(&e))?;
             let settings = config.canto_polls.get(&poll.name).cloned().unwrap_or_default();
-            Ok(Arc::new(crate::targets::canto::source::CantoSource::new(&poll.name, settings, Arc::new(client))))
+            Ok(Arc::new(crate::intake::poll::canto::CantoSource::new(&poll.name, settings, Arc::new(client))))
         }
         _ => Err(format!("poll `{}`: no source target `{}` of its type", poll.name, poll.target)),
     }

@@ -13,6 +13,7 @@
 //! Dropbox file is moved, a Confluence page labelled and given the receipt), once (recorded in
 //! the journal).
 
+pub mod canto;
 pub mod confluence;
 pub mod dropbox;
 

@@ -18,9 +18,6 @@
 
 pub mod client;
 pub mod edit;
-/// The poll source (lives in `intake/poll/canto.rs`; see there).
-#[path = "../../intake/poll/canto.rs"]
-pub mod source;
 pub mod status;
 pub mod upload;
 
