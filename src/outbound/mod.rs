@@ -185,18 +185,32 @@ impl Outbound {
         &self.spool
     }
 
-    /// Runs a job now (as a scheduled run would).
+    /// Runs a job now (as a scheduled run would); its packages are named by the wall clock.
     ///
     /// # Errors
     /// Unknown job, already running, or the run failed (audited; the next run retries).
     pub async fn run(&self, name: &str, progress: Arc<dyn Progress>) -> Result<RunReport, RunError> {
+        self.run_as_of(name, Utc::now(), progress).await
+    }
+
+    /// Runs a job for the occurrence `at`: the scheduler passes the scheduled time, so the 06:00
+    /// package of 2 December is named for 2 December even when it is caught up later.
+    ///
+    /// # Errors
+    /// As [`Outbound::run`].
+    pub async fn run_as_of(
+        &self,
+        name: &str,
+        at: chrono::DateTime<Utc>,
+        progress: Arc<dyn Progress>,
+    ) -> Result<RunReport, RunError> {
         let job = self.jobs.get(name).ok_or_else(|| RunError::UnknownJob(name.to_string()))?.clone();
         let Some(_lock) = lock(&self.spool, name)? else {
             return Err(RunError::Busy(name.to_string()));
         };
         let run_id = ulid::Ulid::generate().to_string();
         let span = tracing::info_span!("outbound_run", job = %name, run = %run_id, account = %job.cfg.account);
-        let result = tracing::Instrument::instrument(self.run_locked(&job, &run_id, &progress), span).await;
+        let result = tracing::Instrument::instrument(self.run_locked(&job, &run_id, at, &progress), span).await;
         let journal = self.spool.journal();
         let line = match &result {
             Ok(r) => r.summary(),
@@ -217,7 +231,13 @@ impl Outbound {
         result
     }
 
-    async fn run_locked(&self, job: &Job, run_id: &str, progress: &Arc<dyn Progress>) -> Result<RunReport, RunError> {
+    async fn run_locked(
+        &self,
+        job: &Job,
+        run_id: &str,
+        at: chrono::DateTime<Utc>,
+        progress: &Arc<dyn Progress>,
+    ) -> Result<RunReport, RunError> {
         let fail = |e: String| RunError::Failed(e);
         let name = job.cfg.name.as_str();
         let remote = self.recover_remote(job).await.map_err(fail)?;
@@ -262,7 +282,7 @@ impl Outbound {
             match job.cfg.format {
                 PackageFormat::Zip => {
                     seq += 1;
-                    let p = self.publish_zip(job, run_id, items, &mut seq, watermark.as_deref(), progress).await?;
+                    let p = self.publish_zip(job, run_id, at, items, &mut seq, watermark.as_deref(), progress).await?;
                     report.packages.push(p);
                 }
                 PackageFormat::Files => {
@@ -325,16 +345,18 @@ impl Outbound {
         built
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn publish_zip(
         &self,
         job: &Job,
         run_id: &str,
+        at: chrono::DateTime<Utc>,
         items: &[Item],
         seq: &mut i64,
         watermark: Option<&str>,
         progress: &Arc<dyn Progress>,
     ) -> Result<Published, RunError> {
-        let at = Utc::now().with_timezone(&job.cfg.tz);
+        let at = at.with_timezone(&job.cfg.tz);
         // the first free name (a partner may have uploaded into the box, or an old package stays)
         let mut name = String::new();
         for _ in 0..1000 {

@@ -54,7 +54,7 @@ pub async fn run(outbound: Arc<Outbound>, clock: Arc<dyn Clock>, stop: Cancellat
                 tracing::info!(job = %name, scheduled = %fire, "scheduled run");
                 let ob = outbound.clone();
                 tokio::spawn(async move {
-                    match ob.run(&name, Arc::new(Quiet)).await {
+                    match ob.run_as_of(&name, fire, Arc::new(Quiet)).await {
                         Ok(r) => tracing::info!(job = %name, result = %r.summary(), "scheduled run done"),
                         Err(e) => tracing::warn!(job = %name, error = %e, "scheduled run failed"),
                     }
