@@ -300,9 +300,14 @@ fn opentext_outbound_listing_pages_and_filters_by_attribute_and_date() {
             .filter(|r| r.path.ends_with(&format!("/nodes/{folder}/nodes")) && r.query.contains("limit=2"))
             .count();
         assert_eq!(pages, 4, "7 documents in pages of 2");
-        // Modified after the newest: nothing; the content streams back whole.
+        // From the newest on (inclusive: `modify_date` has whole seconds, so the watermark's own
+        // second is listed again): only documents of that second; the content streams back whole.
         let newest = got.iter().map(|d| d.modified.clone()).max().expect("dates");
-        let none = listing::Query { folder, modified_after: Some(newest), page_size: 2, ..Default::default() };
+        let from = listing::Query { folder, modified_after: Some(newest.clone()), page_size: 2, ..Default::default() };
+        let later = listing::list(target.client(), &from).await.expect("list");
+        assert!(!later.is_empty() && later.iter().all(|d| d.modified == newest), "{later:?}");
+        let after = format!("{newest}~"); // sorts after every date of that second
+        let none = listing::Query { folder, modified_after: Some(after), page_size: 2, ..Default::default() };
         let later = listing::list(target.client(), &none).await.expect("list");
         assert!(later.is_empty(), "nothing is newer than the newest: {later:?}");
         let all = listing::Query { folder, modified_after: Some("1970-01-01T00:00:00Z".into()), ..Default::default() };

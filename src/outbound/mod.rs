@@ -271,14 +271,14 @@ impl Outbound {
             // The watermark may pass an item only once every item up to it is exported.
             let next_unexported = chunks.get(i + 1).and_then(|c| c.first()).map(|it| it.modified);
             let limit = [next_unexported, first_skipped].into_iter().flatten().min();
-            // Content Server items: the fingerprint is the server's own `modify_date` text, which
-            // the listing compares the watermark against; keep it as the server wrote it.
+            // Content Server items: the watermark is the server's own `modify_date` text, which
+            // the listing compares against; keep it as the server wrote it.
             let watermark = items
                 .iter()
                 .filter(|it| limit.is_none_or(|l| it.modified < l))
                 .max_by_key(|it| it.modified)
                 .filter(|_| matches!(job.source, Source::OpenText { .. }))
-                .map(|it| it.fingerprint.clone());
+                .and_then(|it| it.metadata.get("modify_date").cloned());
             match job.cfg.format {
                 PackageFormat::Zip => {
                     seq += 1;

@@ -226,7 +226,10 @@ fn listed_item(d: listing::Listed) -> Option<Item> {
     let mut metadata = d.categories.clone();
     metadata.insert("node_id".into(), d.id.to_string());
     metadata.insert("modify_date".into(), d.modified.clone());
-    Some(Item { key: d.id.to_string(), fingerprint: d.modified, name, size: d.size, modified, metadata })
+    // `modify_date` has whole seconds: with the size, two versions in one second still differ
+    // (unless they also have the same size; the server gives no version number in this listing).
+    let fingerprint = format!("{}|{}", d.modified, d.size);
+    Some(Item { key: d.id.to_string(), fingerprint, name, size: d.size, modified, metadata })
 }
 
 #[cfg(test)]

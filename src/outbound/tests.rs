@@ -286,6 +286,10 @@ async fn a_file_that_changes_while_it_is_packaged_fails_the_run_and_goes_out_nex
             }
         })
     };
+    // the appender must be running before the job lists (on a loaded machine the thread may
+    // start late, and a job that packages a still file rightly succeeds)
+    let grown = dir.path().join("exports/growing.log");
+    wait_until("the appender to start", || std::fs::metadata(&grown).is_ok_and(|m| m.len() > 3 * 4096)).await;
     let r = ob.run("daily", quiet()).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     appender.join().expect("appender");

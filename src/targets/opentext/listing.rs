@@ -35,7 +35,9 @@ pub struct Listed {
 pub struct Query {
     /// The folder.
     pub folder: i64,
-    /// Only documents modified after this (ISO 8601, compared as text, which orders ISO dates).
+    /// Only documents modified at or after this (ISO 8601, compared as text, which orders ISO
+    /// dates). Inclusive: `modify_date` has whole seconds, so a new version in the same second as
+    /// the watermark must be listed again (callers drop what they already took by fingerprint).
     pub modified_after: Option<String>,
     /// Only documents whose category value `key` (`{cat}_{attr}`) equals the value.
     pub attribute: Option<(String, String)>,
@@ -102,7 +104,7 @@ pub async fn list(client: &Client, q: &Query) -> Result<Vec<Listed>, ApiError> {
             .await?;
         let results = reply["results"].as_array().cloned().unwrap_or_default();
         out.extend(results.iter().filter_map(listed).filter(|d| {
-            q.modified_after.as_ref().is_none_or(|after| d.modified.as_str() > after.as_str())
+            q.modified_after.as_ref().is_none_or(|after| d.modified.as_str() >= after.as_str())
                 && q.attribute.as_ref().is_none_or(|(k, v)| d.categories.get(k) == Some(v))
         }));
         let total_pages = reply["collection"]["paging"]["page_total"].as_u64().unwrap_or(1);
