@@ -16,6 +16,7 @@
 
 pub mod client;
 pub mod oauth;
+mod pages;
 pub mod publish;
 pub mod source;
 
@@ -23,7 +24,7 @@ use super::{Conflict, Delivery, Document, Receipt, Target};
 use crate::config::confluence::ConfluenceConfig;
 use client::{ApiError, Client, enc};
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::OnceCell;
@@ -158,6 +159,16 @@ enum Failure {
     Retry(String),
 }
 
+/// A delivery's outcome: transient failures are retried, the rest go to exceptions.
+fn outcome(result: Result<Receipt, Failure>) -> Delivery {
+    match result {
+        Ok(r) => Delivery::Delivered(r),
+        Err(Failure::Api(ApiError::Transient(m)) | Failure::Retry(m)) => Delivery::Retry(m),
+        Err(Failure::Api(e)) => Delivery::Except(e.to_string()),
+        Err(Failure::Except(m)) => Delivery::Except(m),
+    }
+}
+
 impl ConfluenceTarget {
     /// Reads the secret and prepares the connection (nothing is sent yet).
     ///
@@ -219,58 +230,13 @@ impl ConfluenceTarget {
             })?;
             return self.page_by_id(&id).await;
         };
-        if let Some(page) = self.page_by_title(space, title).await? {
-            return self.update_table(page, &table).await;
-        }
-        let mut body = json!({
-            "spaceId": space.id, "status": "current", "title": title,
-            "body": { "representation": "storage", "value": format!("<p>Documents filed by wharf.</p>{table}") },
-        });
-        if let Some(parent) = self.cfg.parent_page.clone().or_else(|| space.homepage.clone()) {
-            body["parentId"] = json!(parent);
-        }
-        match self.client.json(Method::POST, "/wiki/api/v2/pages", Some(&body)).await {
-            Ok(v) => Page::from_v2(&v).ok_or_else(|| Failure::Retry("page create: unreadable reply".into())),
-            // created meanwhile by a concurrent delivery: use it
-            Err(ApiError::Permanent { status: 400, message }) if message.contains("already exists") => {
-                match self.page_by_title(space, title).await? {
-                    Some(p) => self.update_table(p, &table).await,
-                    None => Err(Failure::Retry(format!("page {title:?}: {message}"))),
-                }
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Puts `table` into the page when its table differs; on 409 re-reads and tries once more.
-    /// Decision (UNVERIFIED): a stale `version.number` is refused with 409 (v1 documents it; v2
-    /// does not say); any other refusal goes to exceptions with the server's message.
-    async fn update_table(&self, mut page: Page, table: &str) -> Result<Page, Failure> {
-        for attempt in 0..2 {
-            let body = with_table(&page.body, table);
-            if body == page.body {
-                return Ok(page);
-            }
-            let update = json!({
-                "id": page.id, "status": "current", "title": page.title,
-                "body": { "representation": "storage", "value": body },
-                "version": { "number": page.version + 1, "message": "wharf: document metadata" },
-            });
-            match self.client.json(Method::PUT, &format!("/wiki/api/v2/pages/{}", enc(&page.id)), Some(&update)).await {
-                Ok(v) => {
-                    return Page::from_v2(&v).ok_or_else(|| Failure::Retry("page update: unreadable reply".into()));
-                }
-                Err(ApiError::Permanent { status: 409, message }) if attempt == 0 => {
-                    tracing::info!(page = %page.id, %message, "page edited meanwhile; reading it again");
-                    page = self.page_by_id(&page.id).await?;
-                }
-                Err(ApiError::Permanent { status: 409, message }) => {
-                    return Err(Failure::Retry(format!("page {} keeps changing: {message}", page.id)));
-                }
-                Err(e) => return Err(e.into()),
+        let first = format!("<p>Documents filed by wharf.</p>{table}");
+        match self.find_or_create(space, title, &first).await? {
+            pages::Found::Created(page) => Ok(page),
+            pages::Found::Existing(page) => {
+                Ok(self.put_page(page, |p| with_table(&p.body, &table), "wharf: document metadata").await?.0)
             }
         }
-        Ok(page)
     }
 
     async fn attachment(&self, page: &Page, file: &str) -> Result<Option<Value>, Failure> {
@@ -378,12 +344,7 @@ impl Target for ConfluenceTarget {
 
     async fn deliver(&self, doc: &Document) -> Delivery {
         let span = tracing::info_span!("confluence", target = %self.name, transfer = %doc.transfer_id);
-        match tracing::Instrument::instrument(self.deliver_inner(doc), span).await {
-            Ok(r) => Delivery::Delivered(r),
-            Err(Failure::Api(ApiError::Transient(m)) | Failure::Retry(m)) => Delivery::Retry(m),
-            Err(Failure::Api(e)) => Delivery::Except(e.to_string()),
-            Err(Failure::Except(m)) => Delivery::Except(m),
-        }
+        outcome(tracing::Instrument::instrument(self.deliver_inner(doc), span).await)
     }
 }
 

@@ -17,11 +17,10 @@
 //! `object`, `embed`, `form` elements and `on*=` handler attributes) and sends the rest as is. A
 //! body Confluence refuses as malformed is refused for good, with Confluence's message.
 
-use super::{ConfluenceTarget, Failure, Page, Receipt, escape, id_string};
+use super::pages::Found;
+use super::{ConfluenceTarget, Failure, Receipt, escape};
 use crate::targets::{Delivery, Document};
 use regex::Regex;
-use reqwest::Method;
-use serde_json::json;
 use std::sync::LazyLock;
 
 /// Largest file turned into a page body (Confluence pages are documents, not archives).
@@ -96,12 +95,7 @@ impl ConfluenceTarget {
     /// Publishes a document as the page of its name (see the module documentation).
     pub async fn publish_page(&self, doc: &Document) -> Delivery {
         let span = tracing::info_span!("confluence_page", target = %self.name, transfer = %doc.transfer_id);
-        match tracing::Instrument::instrument(self.publish_inner(doc), span).await {
-            Ok(r) => Delivery::Delivered(r),
-            Err(Failure::Api(super::ApiError::Transient(m)) | Failure::Retry(m)) => Delivery::Retry(m),
-            Err(Failure::Api(e)) => Delivery::Except(e.to_string()),
-            Err(Failure::Except(m)) => Delivery::Except(m),
-        }
+        super::outcome(tracing::Instrument::instrument(self.publish_inner(doc), span).await)
     }
 
     /// Whether the page a published file becomes exists (recovery after an interruption).
@@ -138,31 +132,9 @@ impl ConfluenceTarget {
         }
         let message = format!("wharf: {file} sha256 {}", doc.sha256);
         let space = self.space().await?.clone();
-        let (page, already) = match self.page_by_title(&space, &title).await? {
-            Some(page) => self.put_body(page, &storage, &message).await?,
-            None => {
-                let mut body = json!({
-                    "spaceId": space.id, "status": "current", "title": title,
-                    "body": { "representation": "storage", "value": storage },
-                });
-                if let Some(parent) = self.cfg.parent_page.clone().or_else(|| space.homepage.clone()) {
-                    body["parentId"] = json!(parent);
-                }
-                match self.client.json(Method::POST, "/wiki/api/v2/pages", Some(&body)).await {
-                    Ok(v) => (
-                        Page::from_v2(&v).ok_or_else(|| Failure::Retry("page create: unreadable reply".into()))?,
-                        false,
-                    ),
-                    // created meanwhile (a lost reply, another node): bring that page up to date
-                    Err(super::ApiError::Permanent { status: 400, message: m }) if m.contains("already exists") => {
-                        match self.page_by_title(&space, &title).await? {
-                            Some(p) => self.put_body(p, &storage, &message).await?,
-                            None => return Err(Failure::Retry(format!("page {title:?}: {m}"))),
-                        }
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
+        let (page, already) = match self.find_or_create(&space, &title, &storage).await? {
+            Found::Created(page) => (page, false),
+            Found::Existing(page) => self.put_page(page, |_| storage.clone(), &message).await?,
         };
         tracing::info!(page = %page.id, version = page.version, already, "page published");
         Ok(Receipt {
@@ -172,39 +144,6 @@ impl ConfluenceTarget {
             version: u32::try_from(page.version).ok(),
             already_delivered: already,
         })
-    }
-
-    /// Sets the page body (a new version) unless it already is `storage`.
-    async fn put_body(&self, mut page: Page, storage: &str, message: &str) -> Result<(Page, bool), Failure> {
-        for attempt in 0..2 {
-            if page.body.trim() == storage {
-                return Ok((page, true));
-            }
-            let update = json!({
-                "id": page.id, "status": "current", "title": page.title,
-                "body": { "representation": "storage", "value": storage },
-                "version": { "number": page.version + 1, "message": message },
-            });
-            let path = format!("/wiki/api/v2/pages/{}", super::enc(&page.id));
-            match self.client.json(Method::PUT, &path, Some(&update)).await {
-                Ok(v) => {
-                    let id = v.get("id").and_then(id_string);
-                    return match (Page::from_v2(&v), id) {
-                        (Some(p), Some(_)) => Ok((p, false)),
-                        _ => Err(Failure::Retry("page update: unreadable reply".into())),
-                    };
-                }
-                Err(super::ApiError::Permanent { status: 409, message: m }) if attempt == 0 => {
-                    tracing::info!(page = %page.id, %m, "page edited meanwhile; reading it again");
-                    page = self.page_by_id(&page.id).await?;
-                }
-                Err(super::ApiError::Permanent { status: 409, message: m }) => {
-                    return Err(Failure::Retry(format!("page {} keeps changing: {m}", page.id)));
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok((page, false))
     }
 }
 
