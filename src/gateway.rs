@@ -53,6 +53,8 @@ pub struct Running {
     pub sftp_addr: Option<SocketAddr>,
     /// The bound FTP address.
     pub ftp_addr: Option<SocketAddr>,
+    /// The bound admin HTTP address.
+    pub admin_addr: Option<SocketAddr>,
     /// What start-up recovery did.
     pub recovery: spool::Recovery,
     /// The spool (for inspection by tools and tests).
@@ -174,7 +176,22 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         tracing::info!(jobs = config.jobs.len(), "outbound scheduler started");
     }
 
-    Ok(Running { sftp_addr, ftp_addr, recovery, spool, shutdown, tasks })
+    let mut admin_addr = None;
+    if let Some(a) = &config.admin {
+        let mut hooks = Vec::new();
+        for w in &config.webhooks {
+            let hook = crate::intake::webhook::Webhook::new(spool.clone(), w.clone())
+                .map_err(|e| Error::Other(format!("webhook {}: its secret: {e}", w.name)))?;
+            hooks.push(hook);
+        }
+        let listener = TcpListener::bind(a.listen).await.map_err(|source| Error::Bind { addr: a.listen, source })?;
+        admin_addr = listener.local_addr().ok();
+        let router = crate::admin::Admin::new(spool.clone(), hooks).router(a.max_body_bytes);
+        tasks.spawn(crate::admin::serve(listener, router, shutdown.clone()));
+        tracing::info!(webhooks = config.webhooks.len(), "admin listener started");
+    }
+
+    Ok(Running { sftp_addr, ftp_addr, admin_addr, recovery, spool, shutdown, tasks })
 }
 
 /// Loads the rule files of the pipeline (if configured) and checks them against the config:
@@ -219,6 +236,16 @@ pub fn load_rules(config: &Config) -> Result<Option<Rules>, Error> {
                 config.source.display(),
                 p.name,
                 p.channel
+            ));
+        }
+    }
+    for w in &config.webhooks {
+        if rules.get(&w.channel).is_none() {
+            problems.push(format!(
+                "{}: webhook {}: channel `{}` has no rule file",
+                config.source.display(),
+                w.name,
+                w.channel
             ));
         }
     }

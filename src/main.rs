@@ -188,6 +188,9 @@ async fn serve(config: PathBuf) -> Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let running = wharf::gateway::start(config).await.context("cannot start the gateway")?;
+    if let Some(a) = running.admin_addr {
+        println!("wharf: admin listening on {a}");
+    }
     if let Some(a) = running.sftp_addr {
         println!("wharf: sftp listening on {a}");
     }

@@ -17,6 +17,7 @@ pub mod polls;
 mod raw;
 pub mod secret;
 mod targets;
+pub mod webhooks;
 
 pub use locate::{Checker, KeyPath, Seg, from_ignored, line_col, locate, parse_document, syntax_error};
 
@@ -95,6 +96,10 @@ pub struct Config {
     pub polls: Vec<polls::PollConfig>,
     /// What each `canto` poll searches and writes back, by poll name.
     pub canto_polls: std::collections::BTreeMap<String, polls::CantoPoll>,
+    /// The admin HTTP listener, if enabled.
+    pub admin: Option<webhooks::AdminConfig>,
+    /// Webhook intakes (served on the admin listener).
+    pub webhooks: Vec<webhooks::WebhookConfig>,
 }
 
 /// A hot folder: an intake other than SFTP/FTP.
@@ -441,10 +446,13 @@ fn build(raw: &RawConfig, base: &Path, file: &Path, ck: &mut Checker<'_>) -> Con
         jobs: Vec::new(),
         polls: Vec::new(),
         canto_polls: Default::default(),
+        admin: raw.admin.as_ref().map(|a| webhooks::build_admin(a, ck)),
+        webhooks: Vec::new(),
     };
     config.jobs = jobs::build(&raw.jobs, &config, base, ck);
     config.polls = polls::build(&raw.polls, &config, ck);
     config.canto_polls = polls::build_canto(&raw.polls, ck);
+    config.webhooks = webhooks::build(&raw.webhooks, &config, base, ck);
     config
 }
 

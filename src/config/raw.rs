@@ -35,6 +35,11 @@ pub struct RawConfig {
     /// Connector-fed channels.
     #[serde(default)]
     pub polls: Vec<super::polls::RawPoll>,
+    /// The admin HTTP listener (health, webhooks); absent means none.
+    pub admin: Option<super::webhooks::RawAdmin>,
+    /// Events pushed by connected systems.
+    #[serde(default)]
+    pub webhooks: Vec<super::webhooks::RawWebhook>,
 }
 
 /// `[[hot_folders]]`.

@@ -3,3 +3,4 @@
 
 pub mod hotfolder;
 pub mod poll;
+pub mod webhook;

@@ -36,6 +36,8 @@ pub struct Options {
     /// With `own_rules`: edits made to the copy before the gateway starts, as
     /// `(file in rules/, text to find, replacement)`; each must change its file.
     pub rules_edits: Vec<(&'static str, String, String)>,
+    /// With `own_rules`: rule files added to the copy, as `(file in rules/, text)`.
+    pub extra_rules: Vec<(&'static str, String)>,
 }
 
 /// A running gateway under test. Killed (and its folder removed) on drop.
@@ -44,6 +46,8 @@ pub struct Gateway {
     pub config: PathBuf,
     pub sftp_port: u16,
     pub ftp_port: u16,
+    /// The admin HTTP port, when the config has `[admin]`.
+    pub admin_port: u16,
     pub keys: HashMap<String, PathBuf>,
     child: Option<Child>,
     stderr_log: PathBuf,
@@ -116,6 +120,9 @@ impl Gateway {
                     assert!(text.contains(from.as_str()), "{file} no longer contains {from:?}; update the test");
                     std::fs::write(&path, text.replace(from.as_str(), to)).expect("edit rules");
                 }
+                for (file, text) in &opts.extra_rules {
+                    std::fs::write(copy.join(file), text).expect("add a rule file");
+                }
                 rules = copy.display().to_string();
             }
             format!(
@@ -131,7 +138,7 @@ impl Gateway {
         let config = dir.path().join("wharf.toml");
         std::fs::write(&config, text).expect("write config");
         let stderr_log = dir.path().join("wharf.log");
-        let mut gw = Gateway { dir, config, sftp_port: 0, ftp_port: 0, keys, child: None, stderr_log };
+        let mut gw = Gateway { dir, config, sftp_port: 0, ftp_port: 0, admin_port: 0, keys, child: None, stderr_log };
         gw.spawn();
         gw
     }
@@ -167,6 +174,8 @@ impl Gateway {
                         sftp = port;
                     } else if line.starts_with("wharf: ftp listening on") {
                         ftp = port;
+                    } else if line.starts_with("wharf: admin listening on") {
+                        self.admin_port = port.unwrap_or(0);
                     }
                 }
                 Err(_) => panic!("wharf did not start within 30 s; log:\n{}", self.log()),
