@@ -17,6 +17,7 @@ pub mod polls;
 mod raw;
 pub mod secret;
 mod targets;
+pub mod workflow;
 
 pub use locate::{Checker, KeyPath, Seg, from_ignored, line_col, locate, parse_document, syntax_error};
 
@@ -95,6 +96,8 @@ pub struct Config {
     pub polls: Vec<polls::PollConfig>,
     /// What each `canto` poll searches and writes back, by poll name.
     pub canto_polls: std::collections::BTreeMap<String, polls::CantoPoll>,
+    /// OpenText Workflow Service tenants rules may start workflows in (`[[workflows]]`).
+    pub workflows: Vec<workflow::WorkflowConfig>,
 }
 
 /// A hot folder: an intake other than SFTP/FTP.
@@ -352,6 +355,11 @@ impl Config {
         self.accounts.iter().find(|a| a.name == name)
     }
 
+    /// The workflow service with this name.
+    pub fn workflow(&self, name: &str) -> Option<&workflow::WorkflowConfig> {
+        self.workflows.iter().find(|w| w.name == name)
+    }
+
     /// The outbound job with this name.
     pub fn job(&self, name: &str) -> Option<&jobs::JobConfig> {
         self.jobs.iter().find(|j| j.name == name)
@@ -441,6 +449,7 @@ fn build(raw: &RawConfig, base: &Path, file: &Path, ck: &mut Checker<'_>) -> Con
         jobs: Vec::new(),
         polls: Vec::new(),
         canto_polls: Default::default(),
+        workflows: workflow::build(&raw.workflows, &root, base, ck),
     };
     config.jobs = jobs::build(&raw.jobs, &config, base, ck);
     config.polls = polls::build(&raw.polls, &config, ck);

@@ -35,6 +35,9 @@ pub struct RawConfig {
     /// Connector-fed channels.
     #[serde(default)]
     pub polls: Vec<super::polls::RawPoll>,
+    /// OpenText Workflow Service tenants.
+    #[serde(default)]
+    pub workflows: Vec<super::workflow::RawWorkflow>,
 }
 
 /// `[[hot_folders]]`.
