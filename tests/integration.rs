@@ -16,3 +16,4 @@ mod pipeline;
 mod security;
 mod sftp;
 mod sidecar;
+mod workflow;

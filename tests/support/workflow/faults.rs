@@ -20,6 +20,7 @@ struct FaultState {
     retry_after: u64,
     drop_before: u32,
     drop_after: u32,
+    drop_after_post: u32,
 }
 
 /// What the next `/workflow/v1` call suffers.
@@ -74,14 +75,24 @@ impl Faults {
         self.lock().drop_after = n;
     }
 
+    /// The next `n` POST calls (starts, task actions) take effect, then lose their connection;
+    /// GETs before them are unaffected (a lost reply to the one call that changes state).
+    pub fn drop_after_next_post(&self, n: u32) {
+        self.lock().drop_after_post = n;
+    }
+
     /// Clears every fault.
     pub fn reset(&self) {
         *self.lock() = FaultState::default();
     }
 
     /// Consumes one pending fault for an API call (drops first, then 429, then 5xx).
-    pub fn take(&self) -> Option<Fault> {
+    pub fn take(&self, is_post: bool) -> Option<Fault> {
         let mut f = self.lock();
+        if is_post && f.drop_after_post > 0 {
+            f.drop_after_post -= 1;
+            return Some(Fault::DropAfter);
+        }
         if f.drop_before > 0 {
             f.drop_before -= 1;
             return Some(Fault::DropBefore);

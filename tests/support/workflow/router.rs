@@ -56,7 +56,7 @@ fn route(sh: &Shared, method: &Method, path: &str, q: &Query, headers: &HeaderMa
         return (r, false);
     }
     let mut drop_after = false;
-    match sh.faults.take() {
+    match sh.faults.take(method == Method::POST) {
         Some(Fault::DropBefore) => return (details(500, "dropped"), true),
         Some(Fault::DropAfter) => drop_after = true,
         Some(Fault::Throttle(secs)) => {
