@@ -247,6 +247,10 @@ fn workflow_secrets_never_appear_in_errors_or_debug_output() {
     let w = Wf::start();
     let wrong = "wrong-secret-do-not-print-7f3a";
     let c = w.client_with(wrong);
+    let health = w.block(c.healthcheck()).expect_err("healthcheck sees the bad secret");
+    assert!(matches!(health, Error::Credentials(_)) && health.to_string().contains("client_id"), "{health}");
+    assert!(!health.to_string().contains(wrong));
+    w.block(w.client().healthcheck()).expect("a good client is healthy");
     let err = w.block(c.start("approval", "asset-s", &vars())).expect_err("bad secret");
     assert!(matches!(err, Error::Credentials(_)), "{err:?}");
     for text in [err.to_string(), format!("{err:?}"), format!("{c:?}")] {

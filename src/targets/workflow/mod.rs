@@ -51,6 +51,16 @@ impl WorkflowClient {
         &self.name
     }
 
+    /// Proves the credentials and the API answer: a token grant plus a one-item instance list
+    /// (for `wharf check` and the ops page).
+    ///
+    /// # Errors
+    /// The classified failure.
+    pub async fn healthcheck(&self) -> Result<(), Error> {
+        let q = [("count", "1".to_string())];
+        self.client.call(Method::GET, "/process-instances", &q, None, "to list process instances").await.map(|_| ())
+    }
+
     /// Instances of `definition_key` started with `business_key`, oldest first.
     ///
     /// # Errors

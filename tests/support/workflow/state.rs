@@ -58,7 +58,7 @@ impl Instance {
             "id": self.id,
             "name": self.name,
             "businessKey": self.business_key,
-            "processDefinitionId": format!("{}:1:{}", self.definition_key, self.definition_key.len()),
+            "processDefinitionId": format!("{}:1:1001", self.definition_key),
             "processDefinitionKey": self.definition_key,
             "processDefinitionName": self.definition_name,
             "startTime": self.start_time,
