@@ -17,3 +17,4 @@ mod security;
 mod sftp;
 mod sidecar;
 mod webhook;
+mod workflow;

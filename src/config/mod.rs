@@ -18,6 +18,7 @@ mod raw;
 pub mod secret;
 mod targets;
 pub mod webhooks;
+pub mod workflow;
 
 pub use locate::{Checker, KeyPath, Seg, from_ignored, line_col, locate, parse_document, syntax_error};
 
@@ -100,6 +101,8 @@ pub struct Config {
     pub admin: Option<webhooks::AdminConfig>,
     /// Webhook intakes (served on the admin listener).
     pub webhooks: Vec<webhooks::WebhookConfig>,
+    /// OpenText Workflow Service tenants rules may start workflows in (`[[workflows]]`).
+    pub workflows: Vec<workflow::WorkflowConfig>,
 }
 
 /// A hot folder: an intake other than SFTP/FTP.
@@ -357,6 +360,11 @@ impl Config {
         self.accounts.iter().find(|a| a.name == name)
     }
 
+    /// The workflow service with this name.
+    pub fn workflow(&self, name: &str) -> Option<&workflow::WorkflowConfig> {
+        self.workflows.iter().find(|w| w.name == name)
+    }
+
     /// The outbound job with this name.
     pub fn job(&self, name: &str) -> Option<&jobs::JobConfig> {
         self.jobs.iter().find(|j| j.name == name)
@@ -448,6 +456,7 @@ fn build(raw: &RawConfig, base: &Path, file: &Path, ck: &mut Checker<'_>) -> Con
         canto_polls: Default::default(),
         admin: raw.admin.as_ref().map(|a| webhooks::build_admin(a, ck)),
         webhooks: Vec::new(),
+        workflows: workflow::build(&raw.workflows, &root, base, ck),
     };
     config.jobs = jobs::build(&raw.jobs, &config, base, ck);
     config.polls = polls::build(&raw.polls, &config, ck);

@@ -40,6 +40,9 @@ pub struct RawConfig {
     /// Events pushed by connected systems.
     #[serde(default)]
     pub webhooks: Vec<super::webhooks::RawWebhook>,
+    /// OpenText Workflow Service tenants.
+    #[serde(default)]
+    pub workflows: Vec<super::workflow::RawWorkflow>,
 }
 
 /// `[[hot_folders]]`.

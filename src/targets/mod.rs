@@ -11,6 +11,7 @@ pub mod confluence;
 pub mod dropbox;
 pub mod fs;
 pub mod opentext;
+pub mod workflow;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

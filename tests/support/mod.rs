@@ -7,6 +7,7 @@ pub mod confluence;
 pub mod contentstack;
 pub mod dropbox;
 pub mod otcs;
+pub mod workflow;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
