@@ -153,7 +153,13 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     let dropbox = dropbox_targets(&config).map_err(Error::Other)?;
     if let (Some(p), Some(rules)) = (&config.pipeline, rules) {
         let targets = build_targets(&config, &dropbox).map_err(Error::Other)?;
-        let pipeline = Arc::new(Pipeline::new(spool.clone(), rules, targets, &config));
+        let mut engines = crate::pipeline::workflow::Engines::new();
+        for w in &config.workflows {
+            let client = crate::targets::workflow::WorkflowClient::new(w)
+                .map_err(|e| Error::Other(format!("workflow connection {}: {e}", w.name)))?;
+            engines.insert(w.name.clone(), Arc::new(client));
+        }
+        let pipeline = Arc::new(Pipeline::new(spool.clone(), rules, targets, &config).with_workflows(engines));
         pipeline.start(p.workers, shutdown.clone(), &mut tasks).await.map_err(|e| Error::Spool(e.into()))?;
         for poll in &config.polls {
             let source = poll_source(poll, &config, &dropbox).map_err(Error::Other)?;
@@ -211,6 +217,18 @@ pub fn load_rules(config: &Config) -> Result<Option<Rules>, Error> {
                 set.target(),
                 config.source.display(),
                 config.targets.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
+    for set in rules.channels() {
+        if let Some(engine) = set.workflow_engine()
+            && config.workflow(engine).is_none()
+        {
+            problems.push(format!(
+                "{}: workflow.engine: no [[workflows]] named `{engine}` in {} (known: {})",
+                set.source().display(),
+                config.source.display(),
+                config.workflows.iter().map(|w| w.name.as_str()).collect::<Vec<_>>().join(", ")
             ));
         }
     }

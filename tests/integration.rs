@@ -3,6 +3,7 @@
 
 mod support;
 
+mod approval;
 mod canto;
 mod cli;
 mod confluence;

@@ -15,6 +15,7 @@
 pub mod exceptions;
 pub mod resubmit;
 mod sidecar;
+pub mod workflow;
 
 use crate::audit::Event;
 use crate::config::Config;
@@ -35,6 +36,7 @@ pub struct Pipeline {
     rules: Arc<LiveRules>,
     targets: HashMap<String, Arc<dyn Target>>,
     accounts: HashMap<String, BTreeMap<String, String>>,
+    workflows: workflow::Engines,
 }
 
 fn conflict(c: rules::Conflict) -> targets::Conflict {
@@ -55,7 +57,14 @@ impl Pipeline {
         config: &Config,
     ) -> Self {
         let accounts = config.accounts.iter().map(|a| (a.name.clone(), a.attributes.clone())).collect();
-        Self { spool, rules, targets, accounts }
+        Self { spool, rules, targets, accounts, workflows: HashMap::new() }
+    }
+
+    /// The workflow connections rules' `[workflow]` gates may name.
+    #[must_use]
+    pub fn with_workflows(mut self, workflows: workflow::Engines) -> Self {
+        self.workflows = workflows;
+        self
     }
 
     /// Start-up recovery of the pipeline's own states, then `workers` worker tasks until shutdown.
@@ -72,6 +81,9 @@ impl Pipeline {
         let (moved, removed) = exceptions::finish_pending(&self.spool).await?;
         tracing::info!(requeued, moved, removed, workers, "pipeline recovered");
         tasks.spawn(resubmit::watch(self.spool.clone(), stop.clone()));
+        if !self.workflows.is_empty() {
+            tasks.spawn(self.clone().watch_workflows(stop.clone()));
+        }
         for n in 0..workers.max(1) {
             let (me, stop) = (self.clone(), stop.clone());
             tasks.spawn(async move { me.work(n, stop).await });
@@ -175,7 +187,7 @@ impl Pipeline {
                 return;
             }
         };
-        let (entry, metadata, destination, target, policy) = match outcome {
+        let (entry, metadata, destination, target, policy, gate) = match outcome {
             Outcome::Excepted(r) => {
                 self.audit(&row, "rule_excepted").reason(&r.reason).record(self);
                 let why = Reason {
@@ -187,8 +199,8 @@ impl Pipeline {
                 };
                 return self.except(&row, why).await;
             }
-            Outcome::Accepted { entry, metadata, destination, target, conflict } => {
-                (entry, metadata, destination, target, conflict)
+            Outcome::Accepted { entry, metadata, destination, target, conflict, workflow } => {
+                (entry, metadata, destination, target, conflict, workflow)
             }
         };
         self.audit(&row, "rule_accepted").reason(&format!("entry {entry} → {target}:{destination}")).record(self);
@@ -202,6 +214,11 @@ impl Pipeline {
             };
             return self.except(&row, why).await;
         };
+        if let Some(start) = gate
+            && !self.gate(&row, &start, ruleset.retry()).await
+        {
+            return;
+        }
         let doc = Document {
             transfer_id: row.id.clone(),
             body: self.spool.body(&row.body_path),

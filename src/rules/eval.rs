@@ -138,7 +138,7 @@ impl RuleSet {
         let outcome = self.run(input, Mode::Explain, &mut trace);
         let mut out = trace.lines.join("\n");
         match outcome {
-            Outcome::Accepted { entry, metadata, destination, target, conflict } => {
+            Outcome::Accepted { entry, metadata, destination, target, conflict, workflow } => {
                 out.push_str(&format!("\nACCEPTED by entry `{entry}`\n  metadata:"));
                 for (k, v) in &metadata {
                     out.push_str(&format!("\n    {k} = {v}"));
@@ -147,6 +147,15 @@ impl RuleSet {
                     "\n  destination: {destination} on target `{target}` (conflict: {})",
                     conflict.name()
                 ));
+                if let Some(w) = workflow {
+                    out.push_str(&format!(
+                        "\n  then waits for workflow `{}` (business key {}, engine `{}`, timeout {} s) before delivery",
+                        w.definition, w.business_key, w.engine, w.settings.timeout_secs
+                    ));
+                    for (k, v) in &w.variables {
+                        out.push_str(&format!("\n    variable {k} = {v}"));
+                    }
+                }
             }
             Outcome::Excepted(r) => {
                 out.push_str(&format!(
@@ -207,14 +216,16 @@ impl RuleSet {
         let result = self
             .check_entry(entry, &ctx, mode, trace)
             .and_then(|()| self.enrich(entry, &ctx, trace))
-            .and_then(|meta| self.destination(entry, &ctx, &meta).map(|d| (meta, d)));
+            .and_then(|meta| self.destination(entry, &ctx, &meta).map(|d| (meta, d)))
+            .and_then(|(meta, d)| self.workflow_start(entry, &ctx, &meta).map(|w| (meta, d, w)));
         match result {
-            Ok((metadata, destination)) => Outcome::Accepted {
+            Ok((metadata, destination, workflow)) => Outcome::Accepted {
                 entry: entry.name.clone(),
                 metadata,
                 destination,
                 target: self.target.name.clone(),
                 conflict: self.target.conflict,
+                workflow,
             },
             Err(r) => Outcome::Excepted(*r),
         }
@@ -507,6 +518,43 @@ impl RuleSet {
             meta.insert(k, v);
         }
         Ok(())
+    }
+
+    /// `[workflow]` rendered for this file (its templates see what the destination sees).
+    fn workflow_start(
+        &self,
+        entry: &Entry,
+        ctx: &Ctx<'_>,
+        meta: &BTreeMap<String, String>,
+    ) -> Result<Option<Box<super::WorkflowStart>>, Box<Rejection>> {
+        let Some(w) = &self.workflow else { return Ok(None) };
+        let e = Some(entry.name.as_str());
+        let fail = |what: &str, err: String| {
+            w.site.reject(
+                K::Metadata,
+                e,
+                format!(
+                    "{} matches accept entry `{}` but its workflow {what} cannot be made: {err}",
+                    shown(&ctx.input.name),
+                    entry.name
+                ),
+                "Give the file the metadata the workflow needs (or fix the [workflow] templates), then resubmit.",
+            )
+        };
+        let definition = ctx.render(&w.definition, meta).map_err(|err| fail("definition", err))?;
+        let business_key = ctx.render(&w.business_key, meta).map_err(|err| fail("business key", err))?;
+        let mut variables = BTreeMap::new();
+        for (name, t) in &w.variables {
+            variables
+                .insert(name.clone(), ctx.render(t, meta).map_err(|err| fail(&format!("variable `{name}`"), err))?);
+        }
+        Ok(Some(Box::new(super::WorkflowStart {
+            engine: w.engine.clone(),
+            definition,
+            business_key,
+            variables,
+            settings: w.settings.clone(),
+        })))
     }
 
     fn destination(

@@ -196,6 +196,7 @@ impl RuleSet {
         let accept_site = ck.site(&root.key("accept").index(0));
         let metadata = load_meta::build_metadata(&raw, &entries, tables_dir, &mut ck);
         let target = build_target(raw.target.as_ref(), &raw, &entries, &metadata, &mut ck);
+        let workflow = super::load_workflow::build_workflow(&raw, &entries, &metadata, &mut ck);
         let tests = load_meta::build_tests(&raw, &entries, &metadata, &mut ck);
         match target {
             Some(target) if ck.problems.is_empty() => Ok(RuleSet {
@@ -206,6 +207,7 @@ impl RuleSet {
                 entries,
                 metadata,
                 target,
+                workflow,
                 tests,
                 accept_site,
             }),

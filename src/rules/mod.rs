@@ -82,6 +82,7 @@ mod eval;
 pub mod live;
 mod load;
 mod load_meta;
+mod load_workflow;
 mod model;
 mod raw;
 mod selftest;
@@ -89,6 +90,7 @@ mod template;
 
 pub use archive::{ArchiveLimits, bytes};
 pub use content::{Body, ContentKind};
+pub use model::{WorkflowSettings, WorkflowStart};
 pub use selftest::TestResult;
 
 use crate::config::{self, Problem};
@@ -161,6 +163,7 @@ pub struct RuleSet {
     entries: Vec<Entry>,
     metadata: Metadata,
     target: TargetRule,
+    workflow: Option<model::WorkflowRule>,
     tests: Vec<TestCase>,
     /// Where unmatched-name rejections point: the first `[[accept]]`.
     accept_site: model::Site,
@@ -205,6 +208,11 @@ impl RuleSet {
     /// How transient delivery failures are retried.
     pub fn retry(&self) -> RetryPolicy {
         self.target.retry
+    }
+
+    /// The workflow connection the rules' `[workflow]` names, if any.
+    pub fn workflow_engine(&self) -> Option<&str> {
+        self.workflow.as_ref().map(|w| w.engine.as_str())
     }
 
     /// Whether (and how long) the pipeline waits for a `<name>.meta.json` before evaluating.
@@ -295,6 +303,9 @@ pub enum Outcome {
         target: String,
         /// What to do if the destination exists.
         conflict: Conflict,
+        /// The workflow (approval) to wait for before delivering, if the rules ask for one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        workflow: Option<Box<WorkflowStart>>,
     },
     /// Put it into `exceptions/<channel>/` with this reason.
     Excepted(Rejection),
@@ -465,3 +476,5 @@ mod tests_archive;
 mod tests_eval;
 #[cfg(test)]
 mod tests_sidecar;
+#[cfg(test)]
+mod tests_workflow;

@@ -221,3 +221,53 @@ pub enum Expect {
         kind: Option<RejectionKind>,
     },
 }
+
+/// `[workflow]`: the approval an accepted file waits for.
+#[derive(Debug, Clone)]
+pub struct WorkflowRule {
+    /// The workflow connection.
+    pub engine: String,
+    /// Process definition key template.
+    pub definition: Template,
+    /// Business key template.
+    pub business_key: Template,
+    /// Variables: name and template.
+    pub variables: Vec<(String, Template)>,
+    /// How the end is read.
+    pub settings: WorkflowSettings,
+    /// `workflow`.
+    pub site: Site,
+}
+
+/// How a workflow gate reads its instance's end; kept with the wait in the journal, so a rule
+/// edit does not change how a running instance is judged.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WorkflowSettings {
+    /// Open longer than this: exception.
+    pub timeout_secs: u64,
+    /// Seconds between checks.
+    pub check_every_secs: u64,
+    /// The outcome variable.
+    pub outcome_variable: String,
+    /// Outcomes that deliver.
+    pub approved: Vec<String>,
+    /// Outcomes that reject.
+    pub rejected: Vec<String>,
+    /// The comment variable.
+    pub comment_variable: String,
+}
+
+/// A workflow to start for an accepted file, rendered.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct WorkflowStart {
+    /// The workflow connection.
+    pub engine: String,
+    /// Process definition key.
+    pub definition: String,
+    /// Business key.
+    pub business_key: String,
+    /// Variables.
+    pub variables: BTreeMap<String, String>,
+    /// How the end is read.
+    pub settings: WorkflowSettings,
+}

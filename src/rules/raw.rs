@@ -26,6 +26,8 @@ pub struct RawRules {
     pub metadata: RawMetadata,
     /// `[target]`: where an accepted file goes.
     pub target: Option<RawTarget>,
+    /// `[workflow]`: a workflow instance (an approval) an accepted file waits for before delivery.
+    pub workflow: Option<RawWorkflow>,
     /// `[[test]]`: inline cases run by `wharf rules test`.
     #[serde(default)]
     pub test: Vec<RawTest>,
@@ -242,4 +244,30 @@ pub struct RawTest {
     pub reason: Option<String>,
     /// Excepted: the rejection kind (`name`, `content`, `size`, ...).
     pub kind: Option<String>,
+}
+
+/// `[workflow]`.
+#[derive(Debug, Deserialize)]
+pub struct RawWorkflow {
+    /// A workflow connection of the gateway config.
+    pub engine: String,
+    /// Template of the process definition key (routing: `"{asset_type}-approval"`).
+    pub definition: String,
+    /// Template of the business key (default `wharf-{transfer.id}`).
+    pub business_key: Option<String>,
+    /// Process variables: name → template.
+    #[serde(default)]
+    pub variables: BTreeMap<String, String>,
+    /// An instance still open after this long goes to exceptions.
+    pub timeout_secs: Option<u64>,
+    /// How often the watcher looks at the instance.
+    pub check_every_secs: Option<u64>,
+    /// The variable holding the outcome (default `outcome`).
+    pub outcome_variable: Option<String>,
+    /// Outcomes that deliver (default `["approved"]`).
+    pub approved: Option<Vec<String>>,
+    /// Outcomes that reject (default `["rejected"]`).
+    pub rejected: Option<Vec<String>>,
+    /// The variable holding the reviewer's comment (default `comment`).
+    pub comment_variable: Option<String>,
 }

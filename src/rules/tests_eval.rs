@@ -64,7 +64,9 @@ fn accepted(r: &RuleSet, i: &Input) -> (String, BTreeMap<String, String>, String
 fn a_good_file_is_accepted_with_metadata_destination_target_and_conflict() {
     let r = ruleset(FULL);
     let outcome = r.evaluate(&input("INV-ACME-2026-0001.pdf", &body("pdf")));
-    let Outcome::Accepted { entry, metadata, destination, target, conflict } = outcome else { panic!("{outcome:?}") };
+    let Outcome::Accepted { entry, metadata, destination, target, conflict, .. } = outcome else {
+        panic!("{outcome:?}")
+    };
     assert_eq!(
         (entry.as_str(), destination.as_str(), target.as_str()),
         ("invoice", "2026/ACME/INV-ACME-2026-0001.pdf", "demo-ecm")

@@ -20,9 +20,11 @@ mod schema;
 use schema::MIGRATIONS;
 mod sidecar;
 mod source;
+mod workflow;
 
 pub use outbound::{JobState, NewPackage, PackageRow};
 pub use source::SourceItem;
+pub use workflow::{NewWait, WaitRow};
 
 use super::barrier::Barrier;
 
@@ -57,11 +59,14 @@ pub enum State {
     /// A sidecar (`<name>.meta.json`) taken by the file it belongs to; `receipt` names that
     /// file's transfer.
     Attached,
+    /// Accepted by its rules and waiting for a workflow instance (an approval) to end; the
+    /// workflow watcher moves it on (see `workflow_waits`).
+    AwaitingWorkflow,
 }
 
 impl State {
     /// Every state, in life-cycle order.
-    pub const ALL: [State; 8] = [
+    pub const ALL: [State; 9] = [
         State::Receiving,
         State::Received,
         State::Processing,
@@ -70,6 +75,7 @@ impl State {
         State::Aborted,
         State::Discarded,
         State::Attached,
+        State::AwaitingWorkflow,
     ];
 
     /// The state's name as stored.
@@ -83,6 +89,7 @@ impl State {
             State::Aborted => "aborted",
             State::Discarded => "discarded",
             State::Attached => "attached",
+            State::AwaitingWorkflow => "awaiting_workflow",
         }
     }
 }

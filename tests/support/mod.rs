@@ -54,7 +54,8 @@ pub struct Gateway {
     stderr_log: PathBuf,
 }
 
-fn hash(password: &str) -> String {
+/// An argon2id PHC string for `password` (accounts added through `Options::extra`).
+pub fn hash(password: &str) -> String {
     wharf::accounts::hash_password(password).expect("hash")
 }
 

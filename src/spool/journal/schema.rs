@@ -97,4 +97,27 @@ CREATE TABLE source_items (
 );
 CREATE INDEX source_items_by_transfer ON source_items (transfer_id);
 ",
+    // Workflow gates: a transfer waiting for a workflow instance (an approval), which the
+    // watcher checks until it ends or times out; survives restarts.
+    r"
+CREATE TABLE workflow_waits (
+    transfer_id  TEXT PRIMARY KEY,
+    engine       TEXT NOT NULL,
+    instance_id  TEXT NOT NULL,
+    definition   TEXT NOT NULL,
+    business_key TEXT NOT NULL,
+    settings     TEXT NOT NULL,
+    started_at   TEXT NOT NULL,
+    deadline     TEXT NOT NULL,
+    next_check   TEXT NOT NULL,
+    failures     INTEGER NOT NULL DEFAULT 0,
+    state        TEXT NOT NULL,
+    outcome      TEXT,
+    comment      TEXT,
+    variables    TEXT,
+    last_error   TEXT,
+    ended_at     TEXT
+);
+CREATE INDEX workflow_waits_open ON workflow_waits (state, next_check);
+",
 ];

@@ -51,6 +51,11 @@ impl WorkflowClient {
         &self.name
     }
 
+    /// The API address of an instance, for exception reasons and the ops page.
+    pub fn instance_link(&self, id: &str) -> String {
+        self.client.url(&format!("/process-instances/{}", encode(id)))
+    }
+
     /// Proves the credentials and the API answer: a token grant plus a one-item instance list
     /// (for `wharf check` and the ops page).
     ///
