@@ -5,6 +5,7 @@ mod support;
 
 mod approval;
 mod canto;
+mod canto_review;
 mod cli;
 mod confluence;
 mod confluence_outbound;

@@ -86,6 +86,11 @@ pub struct RawPollSource {
     pub keyword: Option<String>,
     /// canto: approval status searched (`approved`, `pending`, `restricted`, `expired`).
     pub approval: Option<String>,
+    /// canto: take assets whose date in this custom field (display name or id, e.g.
+    /// `Rights expiry`) falls within `expiring_within_days`, once per date (rights reviews).
+    pub expiring_field: Option<String>,
+    /// canto: the window of `expiring_field`, in days from today.
+    pub expiring_within_days: Option<u32>,
 }
 
 /// `[polls.write_back]`.
@@ -341,6 +346,8 @@ pub struct CantoPoll {
     pub excepted_approval: Option<String>,
     /// Custom fields set after an exception.
     pub excepted_fields: std::collections::BTreeMap<String, String>,
+    /// Expiry mode: the date field and the window (days); each poll searches everything.
+    pub expiring: Option<(String, u32)>,
 }
 
 const CANTO_SCHEMES: [&str; 6] = ["image", "video", "audio", "document", "presentation", "other"];
@@ -379,7 +386,19 @@ fn canto_source(p: &RawPoll, key: &KeyPath, ck: &mut Checker<'_>) -> Option<Cant
             }
         }
     }
+    let expiring = match (&p.source.expiring_field, p.source.expiring_within_days) {
+        (None, None) => None,
+        (Some(f), Some(d)) if !f.trim().is_empty() && (1..=3660).contains(&d) => Some((f.trim().to_string(), d)),
+        _ => {
+            ck.report(
+                &sk.key("expiring_within_days"),
+                "give `expiring_field` (a custom field holding a date) and `expiring_within_days` (1 to 3660) together",
+            );
+            None
+        }
+    };
     (ck.problems.len() == before).then(|| CantoPoll {
+        expiring,
         scheme,
         keyword: p.source.keyword.clone().unwrap_or_default(),
         approval,

@@ -104,10 +104,10 @@ pub trait Source: Send + Sync {
     /// Writes the item's body into `upload`; false when it changed while it was fetched.
     async fn fetch(&self, item: &Item, upload: &Upload) -> Result<bool, ItemError>;
 
-    /// Tells the source an item's outcome (`delivered` with the target's receipt, or
-    /// `excepted`); returns what was done (journaled, never done again); an error is retried
-    /// at the next poll.
-    async fn write_back(&self, item: &SourceItem, state: &str, receipt: Option<&str>) -> Result<String, String>;
+    /// Tells the source an item's outcome: `delivered` with the target's receipt (JSON), or
+    /// `excepted` with the exception's reason; returns what was done (journaled, never done
+    /// again); an error is retried at the next poll.
+    async fn write_back(&self, item: &SourceItem, state: &str, detail: Option<&str>) -> Result<String, String>;
 }
 
 /// A file name fit for the spool: Unicode NFC (a name typed on a Mac arrives decomposed, and
@@ -263,7 +263,12 @@ impl Poller {
             Err(e) => return tracing::warn!(poll = %self.poll.name, error = %e, "cannot read due write-backs"),
         };
         for (item, state) in due {
-            let receipt = match journal.delivered_receipt(&item.transfer_id).await {
+            let detail = if state == "excepted" {
+                journal.excepted_reason(&item.transfer_id).await
+            } else {
+                journal.delivered_receipt(&item.transfer_id).await
+            };
+            let receipt = match detail {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::warn!(poll = %self.poll.name, error = %e, "cannot read the receipt; retried next poll");

@@ -103,6 +103,70 @@ fn fields(r: &Value) -> BTreeMap<String, String> {
     f
 }
 
+/// The date a custom field holds: its first eight digits as `YYYYMMDD` (ISO `2027-01-31`, and
+/// Canto's `yyyyMMddHHmmssSSS`, both read).
+/// Decision (UNVERIFIED): Canto's docs do not fix the text of date custom fields; these two
+/// forms are what its UI and API dates use.
+fn field_date(v: &str) -> Option<chrono::NaiveDate> {
+    let digits: String = v.chars().filter(char::is_ascii_digit).take(8).collect();
+    chrono::NaiveDate::parse_from_str(&digits, "%Y%m%d").ok()
+}
+
+impl CantoSource {
+    /// Expiry mode: every asset the search finds whose `field` date is within `days` of `today`
+    /// becomes one item per date (rev `expiry:<date>`): a poll never takes it twice for the same
+    /// date, and a new date (rights extended, then expiring again) is a new item. The body is
+    /// the asset's metadata as JSON.
+    async fn list_expiring(&self, field: &str, days: u32, today: chrono::NaiveDate) -> Result<Listing, String> {
+        let mut base = vec![("sortBy", "time".to_string()), ("sortDirection", "ascending".to_string())];
+        for (k, v) in
+            [("scheme", &self.poll.scheme), ("keyword", &self.poll.keyword), ("approval", &self.poll.approval)]
+        {
+            if !v.is_empty() {
+                base.push((k, v.clone()));
+            }
+        }
+        let until = today + chrono::Days::new(u64::from(days));
+        let mut out = Listing::default();
+        let mut start = 0;
+        for _ in 0..MAX_PAGES {
+            let mut q = base.clone();
+            q.push(("start", start.to_string()));
+            q.push(("limit", PAGE.to_string()));
+            let v = self.client.get_json("/api/v1/search", &q).await.map_err(|e| e.to_string())?;
+            let results = v["results"].as_array().cloned().unwrap_or_default();
+            for r in &results {
+                let mut f = fields(r);
+                let date = f.get(&field_key(field)).and_then(|d| field_date(d));
+                let Some(date) = date.filter(|d| *d >= today && *d <= until) else {
+                    out.filtered += 1;
+                    continue;
+                };
+                let id = f["id"].clone();
+                let date = date.format("%Y-%m-%d").to_string();
+                f.insert("expiry_date".into(), date.clone());
+                let body =
+                    serde_json::to_vec_pretty(&json!({ "asset": r, "expiry_field": field, "expiry_date": date }))
+                        .map_err(|e| e.to_string())?;
+                out.items.push(Item {
+                    id: id.clone(),
+                    rev: format!("expiry:{date}"),
+                    name: format!("{id}-expiry-{date}.json"),
+                    path: format!("{}/{id}", f["scheme"]),
+                    fields: f,
+                    body: Some(body),
+                });
+            }
+            start += results.len();
+            let found = v["found"].as_u64().unwrap_or(0) as usize;
+            if results.is_empty() || start >= found {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
 #[derive(serde::Serialize, serde::Deserialize, Default)]
 struct Cursor {
     t: String,
@@ -116,6 +180,9 @@ impl Source for CantoSource {
     }
 
     async fn list(&self, cursor: Option<&str>) -> Result<Listing, String> {
+        if let Some((field, days)) = &self.poll.expiring {
+            return self.list_expiring(field, *days, chrono::Utc::now().date_naive()).await;
+        }
         let cur: Cursor = cursor.and_then(|c| serde_json::from_str(c).ok()).unwrap_or_default();
         let mut base = vec![("sortBy", "time".to_string()), ("sortDirection", "ascending".to_string())];
         for (k, v) in
@@ -173,6 +240,11 @@ impl Source for CantoSource {
     }
 
     async fn fetch(&self, item: &Item, upload: &Upload) -> Result<bool, ItemError> {
+        if let Some(body) = &item.body {
+            // expiry items: the asset's metadata is the body (the original is not needed to review rights)
+            upload.write_at(0, body.clone()).await.map_err(|e| ItemError::Transient(format!("{}: {e}", item.path)))?;
+            return Ok(true);
+        }
         let (scheme, id) = (&item.fields["scheme"], &item.id);
         let url = match self.client.get_text(&format!("/api_binary/v1/{scheme}/{id}/directuri")).await {
             Ok(u) => u.trim().to_string(),
@@ -204,12 +276,24 @@ impl Source for CantoSource {
         Ok(listed.is_none_or(|s| s == offset))
     }
 
-    async fn write_back(&self, item: &SourceItem, state: &str, _receipt: Option<&str>) -> Result<String, String> {
+    async fn write_back(&self, item: &SourceItem, state: &str, detail: Option<&str>) -> Result<String, String> {
         let (approval, custom) = if state == "delivered" {
             (&self.poll.delivered_approval, &self.poll.delivered_fields)
         } else {
             (&self.poll.excepted_approval, &self.poll.excepted_fields)
         };
+        // `{reason}` in an excepted field's value is the exception's reason (a reviewer's
+        // comment, a failed check), on one line and at most 1000 characters.
+        let reason: String = detail
+            .filter(|_| state == "excepted")
+            .unwrap_or_default()
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .take(1000)
+            .collect();
+        let custom: BTreeMap<String, String> =
+            custom.iter().map(|(k, v)| (k.clone(), v.replace("{reason}", reason.trim()))).collect();
+        let custom = &custom;
         if approval.is_none() && custom.is_empty() {
             return Ok(format!("{state}: none"));
         }

@@ -170,6 +170,22 @@ impl Journal {
         .flatten())
     }
 
+    /// The reason of the latest exception of a transfer or its resubmissions (what an
+    /// `excepted` write-back tells the source, e.g. a reviewer's comment).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn excepted_reason(&self, transfer_id: &str) -> Result<Option<String>, Error> {
+        Ok(sqlx::query_scalar::<_, Option<String>>(
+            "SELECT reason FROM transfers WHERE (id = ? OR parent_id = ?) AND state = 'excepted' ORDER BY id DESC LIMIT 1",
+        )
+        .bind(transfer_id)
+        .bind(transfer_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .flatten())
+    }
+
     /// Marks a write-back done (`what` says which).
     ///
     /// # Errors
