@@ -7,6 +7,7 @@ mod canto;
 mod cli;
 mod confluence;
 mod confluence_outbound;
+mod contentstack;
 mod crash;
 mod dropbox;
 mod ftp;
