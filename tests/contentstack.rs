@@ -431,3 +431,31 @@ fn contentstack_example_config_and_its_rules_pass_check_and_their_tests() {
         assert!(out.status.success(), "{args:?}: {}", crate::support::text(&out));
     }
 }
+
+#[test]
+fn contentstack_concurrent_versions_of_one_document_make_one_entry() {
+    let c = Cs::start();
+    let t = c.target();
+    let docs: Vec<Document> = (0..4).map(|i| c.doc("brief.pdf", "DOC-20", 30 + i)).collect();
+    let outcomes: Vec<Delivery> = c.rt.block_on(async {
+        let tasks: Vec<_> = docs
+            .into_iter()
+            .map(|d| {
+                let t = t.clone();
+                tokio::spawn(async move { t.deliver(&d).await })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for task in tasks {
+            out.push(task.await.expect("worker"));
+        }
+        out
+    });
+    assert!(outcomes.iter().all(|d| matches!(d, Delivery::Delivered(_))), "{outcomes:?}");
+    let entries = c.emu.entries(CT);
+    assert_eq!(entries.len(), 1, "four versions at once, one entry");
+    // each version replaced the asset in place (same uid), so the entry itself did not change
+    assert_eq!(entries[0].version, 1);
+    let assets = c.emu.assets();
+    assert_eq!((assets.len(), assets[0].version), (1, 4), "one asset, replaced three times");
+}

@@ -14,7 +14,8 @@
 //!
 //! **Idempotent**: a redelivery after a crash at any point finds the asset by its tag and the
 //! entry by its unique field, so there is never a second asset or entry; only what is missing
-//! (update, publish pairs) is sent. **Rate**: all calls pass the target's shared read and write
+//! (update, publish pairs) is sent; two deliveries of the same entry in this process run one
+//! after the other ([`serial`]). **Rate**: all calls pass the target's shared read and write
 //! limiters ([`limiter`]); a 429 is backed off and then a retry ([`client`]).
 //!
 //! Outcomes: transient failures (5xx, 429 after the backoff, network) are `Retry`; refusals
@@ -28,6 +29,7 @@ pub mod entries;
 pub mod fields;
 pub mod limiter;
 pub mod publish;
+pub mod serial;
 
 use super::{Delivery, Document, Receipt, Target};
 use crate::config::contentstack::{ContentstackConfig, Credential, FieldSource};
@@ -41,6 +43,8 @@ pub struct ContentstackTarget {
     name: String,
     cfg: ContentstackConfig,
     client: Arc<Client>,
+    /// Deliveries of one entry (unique value) one at a time.
+    serial: serial::KeyedLocks,
 }
 
 enum Failure {
@@ -74,7 +78,7 @@ impl ContentstackTarget {
     /// The credential is missing or unreadable.
     pub fn new(name: &str, cfg: ContentstackConfig) -> Result<Self, client::SetupError> {
         let client = Arc::new(Client::new(&cfg)?);
-        Ok(Self { name: name.to_string(), cfg, client })
+        Ok(Self { name: name.to_string(), cfg, client, serial: serial::KeyedLocks::default() })
     }
 
     /// The connection (for sources and tests).
@@ -162,6 +166,7 @@ impl ContentstackTarget {
         let rich = self.rich_text(doc, &name).await?;
         let draft = fields::entry_fields(cfg, &doc.metadata, rich.as_deref(), None).map_err(Failure::Except)?;
         let unique = draft.get(&cfg.unique_field).and_then(Value::as_str).unwrap_or_default().to_string();
+        let _one_at_a_time = self.serial.lock(&unique).await;
         let existing = match entries::find(&self.client, &cfg.content_type, master, &cfg.unique_field, &unique).await {
             Ok(entries::Found::None) => None,
             Ok(entries::Found::One(e)) => Some(e),
