@@ -10,6 +10,10 @@
 //! value); a hit is this very file, uploaded before a crash or by an earlier delivery, and is
 //! reused. The SHA-256 is used rather than the transfer id because a resubmitted transfer has a
 //! new id but the same file.
+//!
+//! Decided (size, UNVERIFIED): no client-side size check. TARGETS.md cites 100 MB per asset via
+//! the API and a newer vendor page 10 GB; the stack's own refusal (a 4xx with its message) becomes
+//! the exception, and the rules' `max_size` is where a deployment sets its plan's limit.
 
 use super::client::{ApiError, Client, json_of, short};
 use reqwest::Method;

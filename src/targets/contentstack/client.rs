@@ -4,6 +4,15 @@
 //! (exponential with jitter, bounded: Contentstack sends no `Retry-After`), and failures
 //! classified from `error_message` / `error_code` / `errors`. No error text ever holds a header
 //! value or a URL, so the token cannot leak through a reason.
+//!
+//! Decided (TARGETS.md §4 marks these UNVERIFIED): any 2xx is success (create answers 201 or
+//! 200); failures are classified by HTTP status, not by `error_code` (whose values for auth are
+//! not established): 401 is the credential, 412 the stack's `api_key`, both exceptions (a
+//! management token does not expire mid-run, so there is nothing to renew); 408, 429 (after the
+//! backoff) and 5xx are transient; every other 4xx (422 validation / not found, 409 conflicts)
+//! is an exception quoting `error_message` and the field `errors`. The backoff is the SDK's shape
+//! (it retries 429 five times from 300 ms) made exponential with jitter, since several workers
+//! hitting one limit at once must not retry in step.
 
 use super::limiter::Limiter;
 use crate::config::contentstack::{ContentstackConfig, Credential};

@@ -4,6 +4,9 @@
 //! (`PUT …/entries/{uid}?locale=<master>`). The master locale is the first configured locale;
 //! the others are reached by publishing (Contentstack falls back to the master's content for a
 //! locale without its own localised version).
+//!
+//! The lookup asks for `limit=2` with `include_count=true`: one hit is the entry, more are
+//! duplicates made by hand and refused (so the unverified maximum `limit` of 100 never matters).
 
 use super::client::{ApiError, Client};
 use reqwest::Method;

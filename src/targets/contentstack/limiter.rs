@@ -10,27 +10,41 @@
 //! Decided: a bucket of capacity one (no burst) because Contentstack counts a sliding second; a
 //! larger bucket would let a burst after an idle second plus the refill reach twice the rate.
 //! Slots are 5 % wider than `1/rate` so that network jitter bunching two calls on their way to
-//! the server does not push a second over the limit.
+//! the server does not push a second over the limit; and a call whose task wakes late (a busy
+//! runtime) still waits while `rate` calls already went in the last second.
 
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
 
 /// Slots are this much wider than `1 / rate`.
 const MARGIN: f64 = 1.05;
+/// The window Contentstack counts in.
+const SECOND: Duration = Duration::from_secs(1);
 
 /// Even spacing of calls at a configured rate.
 #[derive(Debug)]
 pub struct Limiter {
     interval: Duration,
-    next: Mutex<Option<Instant>>,
+    rate: usize,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// The next free slot.
+    next: Option<Instant>,
+    /// When the calls of the last second actually went (a task woken late by a busy runtime
+    /// must not send close behind the next slot's call and overfill a second).
+    recent: VecDeque<Instant>,
 }
 
 impl Limiter {
     /// A limiter letting `rate` calls per second through (at least one).
     pub fn per_sec(rate: u32) -> Limiter {
         let interval = Duration::from_secs_f64(MARGIN / f64::from(rate.max(1)));
-        Limiter { interval, next: Mutex::new(None) }
+        Limiter { interval, rate: rate.max(1) as usize, state: Mutex::new(State::default()) }
     }
 
     /// The spacing between two calls.
@@ -38,17 +52,39 @@ impl Limiter {
         self.interval
     }
 
-    /// Waits for this call's slot. Slots are handed out in order of arrival; a caller that is
-    /// dropped while waiting leaves its slot unused (never more calls, only fewer).
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits for this call's slot, and until fewer than `rate` calls went in the last second.
+    /// Slots are handed out in order of arrival; a caller dropped while waiting leaves its slot
+    /// unused (never more calls, only fewer).
     pub async fn acquire(&self) {
         let slot = {
-            let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+            let mut st = self.state();
             let now = Instant::now();
-            let slot = next.map_or(now, |n| n.max(now));
-            *next = Some(slot + self.interval);
+            let slot = st.next.map_or(now, |n| n.max(now));
+            st.next = Some(slot + self.interval);
             slot
         };
         tokio::time::sleep_until(slot).await;
+        loop {
+            let wait = {
+                let mut st = self.state();
+                let now = Instant::now();
+                while st.recent.front().is_some_and(|t| now.duration_since(*t) >= SECOND) {
+                    st.recent.pop_front();
+                }
+                match st.recent.front() {
+                    Some(oldest) if st.recent.len() >= self.rate => *oldest + SECOND,
+                    _ => {
+                        st.recent.push_back(now);
+                        return;
+                    }
+                }
+            };
+            tokio::time::sleep_until(wait).await;
+        }
     }
 }
 
@@ -84,6 +120,33 @@ mod tests {
         // span at least 9 slots
         for w in all.windows(11) {
             assert!(w[10] - w[0] >= l.interval() * 9, "{:?}", w[10] - w[0]);
+        }
+    }
+
+    #[tokio::test]
+    async fn contentstack_limiter_never_lets_more_than_rate_calls_into_a_second() {
+        let l = Arc::new(Limiter::per_sec(20));
+        let mut tasks = Vec::new();
+        for _ in 0..6 {
+            let l = l.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut at = Vec::new();
+                for _ in 0..5 {
+                    l.acquire().await;
+                    at.push(Instant::now());
+                    // a busy worker: blocks its thread now and then, so slots are woken late
+                    std::thread::sleep(Duration::from_millis(7));
+                }
+                at
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.expect("task"));
+        }
+        all.sort();
+        for w in all.windows(21) {
+            assert!(w[20] - w[0] >= SECOND, "21 calls within {:?}", w[20] - w[0]);
         }
     }
 
