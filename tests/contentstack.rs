@@ -188,7 +188,12 @@ fn contentstack_entry_references_its_asset_and_the_campaign() {
     assert_eq!(a.filename, "hero.png");
     assert_eq!(a.title, "Spring launch");
     assert_eq!(a.parent_uid.as_deref(), Some("bltfolder0000000001"));
-    assert_eq!(a.tags, [format!("wharf-sha256-{}", doc.sha256)]);
+    assert_eq!(a.tags.len(), 2);
+    assert!(
+        a.tags[0] == format!("wharf-sha256-{}", doc.sha256) && a.tags[1].starts_with("wharf-entry-"),
+        "{:?}",
+        a.tags
+    );
 }
 
 #[test]
@@ -440,6 +445,35 @@ fn contentstack_example_config_and_its_rules_pass_check_and_their_tests() {
             .expect("wharf runs");
         assert!(out.status.success(), "{args:?}: {}", crate::support::text(&out));
     }
+}
+
+#[test]
+fn contentstack_equal_files_of_two_documents_get_two_assets_and_stay_apart() {
+    let c = Cs::start();
+    let t = c.target();
+    let same = b"%PDF-1.7 shared legal text";
+    let a = delivered(c.deliver(&t, &c.doc_bytes("legal.pdf", "DOC-30", same, &[])));
+    let b = delivered(c.deliver(&t, &c.doc_bytes("legal.pdf", "DOC-31", same, &[])));
+    assert_ne!(a.id, b.id);
+    assert_eq!(c.emu.assets().len(), 2, "one asset per entry, even for equal bytes");
+    // a new version of DOC-31 replaces DOC-31's asset only
+    delivered(c.deliver(&t, &c.doc_bytes("legal.pdf", "DOC-31", b"%PDF-1.7 revised", &[])));
+    let file_of = |uid: &str| {
+        let e = c.emu.entries(CT).into_iter().find(|e| e.uid == uid).expect("entry");
+        e.fields["file"].as_str().expect("asset uid").to_string()
+    };
+    assert_eq!(c.emu.asset_bytes(&file_of(&a.id)).expect("a"), same.to_vec(), "DOC-30's asset untouched");
+    assert_eq!(c.emu.asset_bytes(&file_of(&b.id)).expect("b"), b"%PDF-1.7 revised".to_vec());
+    // an asset an editor attached by hand is never replaced: a new one is uploaded
+    let manual = c.emu.assets().len();
+    let e = c.emu.entries(CT).into_iter().find(|e| e.uid == a.id).expect("entry");
+    let mut fields = e.fields.clone();
+    fields.insert("source_id".into(), "DOC-32".into());
+    let hand = c.emu.insert_entry(CT, fields);
+    assert!(!hand.is_empty());
+    delivered(c.deliver(&t, &c.doc_bytes("legal.pdf", "DOC-32", b"%PDF-1.7 new", &[])));
+    assert_eq!(c.emu.assets().len(), manual + 1);
+    assert_eq!(c.emu.asset_bytes(&file_of(&a.id)).expect("a"), same.to_vec(), "the shared asset untouched");
 }
 
 #[test]

@@ -4,12 +4,15 @@
 //! asset keeps its uid and gains a version). The body is streamed from the spool, never read
 //! whole.
 //!
-//! Idempotency (decided): every asset wharf writes carries the tag `wharf-sha256-<hex of the
-//! body>`. Before uploading, the stack is asked for an asset with that tag
-//! (`GET /v3/assets?query={"tags":"wharf-sha256-…"}`: an array field matches when it contains the
-//! value); a hit is this very file, uploaded before a crash or by an earlier delivery, and is
-//! reused. The SHA-256 is used rather than the transfer id because a resubmitted transfer has a
-//! new id but the same file.
+//! Idempotency (decided): every asset wharf writes carries two tags, `wharf-sha256-<hex of the
+//! body>` and `wharf-entry-<16 hex>` (a hash of the content type and the entry's unique value:
+//! the value itself may hold commas, which split tags). Before uploading, the stack is asked for
+//! an asset with both (`GET /v3/assets?query={"$and":[{"tags":..},{"tags":..}]}`: an array field
+//! matches when it contains the value); a hit is this very file for this very entry, uploaded
+//! before a crash, and is reused. The SHA-256 is used rather than the transfer id because a
+//! resubmitted transfer has a new id but the same file; the entry tag keeps two documents with
+//! equal bytes on two assets, so replacing one in place never changes the other's, and only an
+//! asset wharf wrote for this entry is ever replaced (never one an editor attached by hand).
 //!
 //! Decided (size, UNVERIFIED): no client-side size check. TARGETS.md cites 100 MB per asset via
 //! the API and a newer vendor page 10 GB; the stack's own refusal (a 4xx with its message) becomes
@@ -20,8 +23,17 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use std::path::Path;
 
-/// The tag prefix marking what wharf uploaded.
+/// The tag prefix marking what wharf uploaded: the body's SHA-256.
 pub const SHA_TAG: &str = "wharf-sha256-";
+/// The tag prefix naming the entry an asset was uploaded for.
+pub const ENTRY_TAG: &str = "wharf-entry-";
+
+/// The entry tag of `content_type` / `unique` (the first 16 hex digits of their SHA-256).
+pub fn entry_tag(content_type: &str, unique: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{content_type}\n{unique}").as_bytes());
+    format!("{ENTRY_TAG}{}", &hex::encode(digest)[..16])
+}
 
 /// One upload's form fields.
 pub struct AssetFile<'a> {
@@ -41,12 +53,13 @@ pub struct AssetFile<'a> {
     pub folder: Option<&'a str>,
 }
 
-/// The asset tagged `tag`, if the stack has one.
+/// The asset carrying every tag of `tags`, if the stack has one.
 ///
 /// # Errors
 /// The classified failure.
-pub async fn find(client: &Client, tag: &str) -> Result<Option<Value>, ApiError> {
-    let q = [("query", json!({ "tags": tag }).to_string()), ("limit", "1".into())];
+pub async fn find(client: &Client, tags: &[&str]) -> Result<Option<Value>, ApiError> {
+    let all: Vec<Value> = tags.iter().map(|t| json!({ "tags": t })).collect();
+    let q = [("query", json!({ "$and": all }).to_string()), ("limit", "1".into())];
     let v = client.get_json("/v3/assets", &q).await?;
     Ok(v["assets"].as_array().and_then(|a| a.first()).cloned())
 }
@@ -82,6 +95,15 @@ fn form(f: &AssetFile<'_>) -> Result<reqwest::multipart::Form, ApiError> {
         form = form.text("asset[parent_uid]", folder.to_string());
     }
     Ok(form.part("asset[upload]", part))
+}
+
+/// Whether an asset (as the API returns it) carries `tag`.
+pub fn has_tag(asset: &Value, tag: &str) -> bool {
+    match &asset["tags"] {
+        Value::Array(list) => list.iter().any(|t| t.as_str() == Some(tag)),
+        Value::String(s) => s.split(',').any(|t| t.trim() == tag),
+        _ => false,
+    }
 }
 
 fn mime_of(name: &str) -> &'static str {

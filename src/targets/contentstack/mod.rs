@@ -4,8 +4,9 @@
 //!
 //! One delivery, in order (see each module):
 //! 1. the entry looked up by the unique field ([`entries`]); two or more hits are an exception;
-//! 2. the asset ([`assets`], only when a field of type `asset` is mapped): found by its
-//!    `wharf-sha256-<hex>` tag, else the entry's current asset replaced in place (same uid, new
+//! 2. the asset ([`assets`], only when a field of type `asset` is mapped): found by its tags
+//!    (`wharf-sha256-<hex>` and `wharf-entry-<hash of the unique value>`), else the entry's
+//!    current asset replaced in place when wharf wrote it for this entry (same uid, new
 //!    version), else uploaded new; streamed from the spool;
 //! 3. the entry's fields ([`fields`]) from metadata templates, the body as rich text, the asset
 //!    uid and references; the entry created, updated in place, or left alone when it already
@@ -104,24 +105,28 @@ impl ContentstackTarget {
         fields::rich_text(kind, &bytes).map_err(|m| Failure::Except(format!("{name}: {m}")))
     }
 
-    /// Finds this file's asset by its tag, else replaces the entry's asset, else uploads it;
-    /// the asset and whether it was written now.
+    /// Finds this file's asset by its tags, else replaces the entry's asset (when wharf wrote it
+    /// for this entry), else uploads it; the asset and whether it was written now.
     async fn asset(
         &self,
         doc: &Document,
         name: &str,
         title: &str,
+        unique: &str,
         current: Option<String>,
     ) -> Result<(Value, bool), Failure> {
         let api = |what: &str, e| Failure::api(what, e, &self.cfg);
-        let tag = format!("{}{}", assets::SHA_TAG, doc.sha256);
-        if let Some(a) = assets::find(&self.client, &tag).await.map_err(|e| api("looking up the asset", e))? {
+        let sha_tag = format!("{}{}", assets::SHA_TAG, doc.sha256);
+        let entry_tag = assets::entry_tag(&self.cfg.content_type, unique);
+        let found = assets::find(&self.client, &[&sha_tag, &entry_tag]).await;
+        if let Some(a) = found.map_err(|e| api("looking up the asset", e))? {
             return Ok((a, false));
         }
         let replace = match current {
             Some(uid) => assets::get(&self.client, &uid)
                 .await
                 .map_err(|e| api("reading the entry's asset", e))?
+                .filter(|a| assets::has_tag(a, &entry_tag))
                 .and_then(|a| a["uid"].as_str().map(str::to_string)),
             None => None,
         };
@@ -132,7 +137,7 @@ impl ContentstackTarget {
             name,
             title,
             description: &description,
-            tags: vec![tag],
+            tags: vec![sha_tag, entry_tag],
             folder: self.cfg.asset_folder.as_deref(),
         };
         let a = assets::upload(&self.client, &f, replace.as_deref())
@@ -183,7 +188,7 @@ impl ContentstackTarget {
         let asset = if wants_asset {
             let title = draft.get("title").and_then(Value::as_str).unwrap_or(&name).to_string();
             let current = existing.as_ref().and_then(|e| fields::asset_of(e, cfg));
-            Some(self.asset(doc, &name, &title, current).await?)
+            Some(self.asset(doc, &name, &title, &unique, current).await?)
         } else {
             None
         };
