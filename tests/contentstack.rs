@@ -503,3 +503,32 @@ fn contentstack_concurrent_versions_of_one_document_make_one_entry() {
     let assets = c.emu.assets();
     assert_eq!((assets.len(), assets[0].version), (1, 4), "one asset, replaced three times");
 }
+
+/// A crash between the remote calls and the journal commit: the gateway is killed with SIGKILL
+/// after Contentstack stored the asset but before the delivery was journaled; after the restart
+/// the transfer is delivered again and finds its asset (and entry), so there is one of each.
+#[test]
+fn contentstack_gateway_kill9_after_the_asset_upload_leaves_no_duplicate() {
+    let c = Cs::start();
+    let token = c.emu.seed().management_tokens[0].clone();
+    let mut gw = gateway(&c, &token);
+    // every call takes 150 ms: after the upload, four more calls keep the delivery open ≥ 600 ms
+    c.emu.faults().set_latency(Duration::from_millis(150));
+    let local = gw.dir.path().join("SPRING26-44-Crash_test.pdf");
+    std::fs::write(&local, "%PDF-1.7 crash test").expect("file");
+    let out = gw.sftp("acme", &format!("put {} /invoices/SPRING26-44-Crash_test.pdf\n", local.display()));
+    assert!(out.status.success(), "{}", crate::support::text(&out));
+    let uploaded = || c.emu.requests().iter().any(|r| r.method == "POST" && r.path == "/v3/assets" && r.status == 201);
+    gw.wait_for(30, "the asset stored in Contentstack", uploaded);
+    gw.kill9();
+    assert!(gw.in_state("delivered").is_empty(), "killed before the delivery was journaled");
+    assert_eq!(c.emu.assets().len(), 1);
+    c.emu.faults().set_latency(Duration::ZERO);
+    gw.spawn();
+    gw.wait_for(30, "delivered after the restart", || gw.in_state("delivered").len() == 1);
+    assert_eq!((c.emu.entries(CT).len(), c.emu.assets().len()), (1, 1), "no second asset or entry");
+    assert_eq!(c.calls("POST", "/v3/assets"), 1, "the asset was found by its tags, not uploaded again");
+    let e = &c.emu.entries(CT)[0];
+    assert_eq!(e.fields["file"], c.emu.assets()[0].uid.as_str());
+    assert_eq!(c.emu.published(&e.uid).len(), 4);
+}
