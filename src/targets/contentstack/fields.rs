@@ -13,6 +13,10 @@
 //!   exception.
 //! - **Asset**: the uid of the asset uploaded (or found) for this document.
 //! - **Reference**: `[{"uid": <template>, "_content_type_uid": <content type>}]`.
+//!
+//! [`holds`] compares asset and reference fields by uid (the API may return an asset field as
+//! the asset object) and everything else by value. A stack that normalises rich text on save
+//! would make a redelivery update the entry once more: one extra version, never a second entry.
 
 use crate::config::contentstack::{ContentstackConfig, FieldSource};
 use crate::targets::canto::edit::render;
