@@ -345,6 +345,11 @@ fn build_targets(config: &Config, dropbox: &DropboxTargets) -> Result<HashMap<St
                     crate::targets::canto::CantoTarget::new(&t.name, (**cfg).clone())
                         .map_err(|e| format!("{}: target `{}`: {e}", config.source.display(), t.name))?,
                 ),
+                // One target (one client, one pair of limiters) shared by every worker.
+                TargetKind::Contentstack(cfg) => Arc::new(
+                    crate::targets::contentstack::ContentstackTarget::new(&t.name, (**cfg).clone())
+                        .map_err(|e| format!("{}: target `{}`: {e}", config.source.display(), t.name))?,
+                ),
             };
             Ok((t.name.clone(), target))
         })

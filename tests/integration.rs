@@ -9,6 +9,7 @@ mod canto_review;
 mod cli;
 mod confluence;
 mod confluence_outbound;
+mod contentstack;
 mod crash;
 mod dropbox;
 mod ftp;

@@ -34,6 +34,7 @@ use std::time::Duration;
 
 /// One `[targets.contentstack.fields]` value as written.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawField {
     /// `text`, `rich_text`, `asset` or `reference`.
     #[serde(rename = "type")]
@@ -46,6 +47,7 @@ pub struct RawField {
 
 /// `[targets.contentstack]` as written.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawContentstack {
     /// Regional CMA host.
     pub base_url: Option<String>,
@@ -172,14 +174,33 @@ fn credential(raw: &RawContentstack, key: &KeyPath, base: &Path, ck: &mut Checke
     }
 }
 
+/// Whether every `{` of a template is closed by a `}` before the next `{`.
+fn valid_template(t: &str) -> bool {
+    let mut open = false;
+    for c in t.chars() {
+        match (c, open) {
+            ('{', false) => open = true,
+            ('}', true) => open = false,
+            ('{', true) | ('}', false) => return false,
+            _ => {}
+        }
+    }
+    !open
+}
+
 fn field(name: &str, raw: &RawField, key: &KeyPath, ck: &mut Checker<'_>) -> Option<FieldSource> {
     let need_from = |ck: &mut Checker<'_>| {
         let f = raw.from.clone().filter(|f| !f.trim().is_empty());
-        if f.is_none() {
-            ck.report(&key.key("from"), "must be a template over metadata such as `{document_id}`");
+        match &f {
+            None => ck.report(&key.key("from"), "must be a template over metadata such as `{document_id}`"),
+            Some(t) if !valid_template(t) => ck.report(&key.key("from"), "unbalanced `{` `}` in the template"),
+            Some(_) => {}
         }
         f
     };
+    if raw.from.is_some() && matches!(raw.kind.as_str(), "rich_text" | "asset") {
+        ck.report(&key.key("from"), "a `rich_text` or `asset` field takes no `from` (it comes from the file)");
+    }
     if !uid_like(name) {
         ck.report(key, "must be a field uid (letters, digits, `_`, `-`)");
     }
@@ -224,11 +245,19 @@ pub fn build(raw: &RawContentstack, key: &KeyPath, base: &Path, ck: &mut Checker
             fields.insert(name.clone(), src);
         }
     }
-    if !raw.fields.contains_key("title") {
-        ck.report(&key.key("fields"), "must map `title` (every entry needs one)");
+    // Fixed on review: `title` and the unique field must be text (a lookup by a rich text or an
+    // asset uid would never find the earlier delivery), and templates must be balanced.
+    match raw.fields.get("title") {
+        None => ck.report(&key.key("fields"), "must map `title` (every entry needs one)"),
+        Some(f) if f.kind != "text" => ck.report(&key.key("fields").key("title").key("type"), "must be `text`"),
+        Some(_) => {}
     }
-    if !raw.fields.contains_key(&raw.unique_field) {
-        ck.report(&key.key("unique_field"), "must also be mapped in `fields`");
+    match raw.fields.get(&raw.unique_field) {
+        None => ck.report(&key.key("unique_field"), "must also be mapped in `fields`"),
+        Some(f) if f.kind != "text" => {
+            ck.report(&key.key("unique_field"), "must be mapped as a `text` field (it is looked up by value)")
+        }
+        Some(_) => {}
     }
     if raw.fields.values().filter(|f| f.kind == "asset").count() > 1 {
         ck.report(&key.key("fields"), "at most one field may take the asset");
@@ -361,5 +390,36 @@ ref = { type = "reference" }
             problems.iter().any(|p| p.starts_with("targets[0].contentstack.management_token_env:")),
             "{problems:?}"
         );
+    }
+
+    #[test]
+    fn contentstack_unique_field_and_title_must_be_text_and_templates_balanced() {
+        let text = GOOD
+            .replace("source_id = { type = \"text\", from = \"{document_id}\" }", "source_id = { type = \"asset\" }")
+            .replace("from = \"{title}\"", "from = \"{title\"");
+        let (cfg, problems) = check(&text);
+        assert!(cfg.is_none());
+        let all = problems.join("\n");
+        assert!(all.contains("targets[0].contentstack.unique_field: must be mapped as a `text` field"), "{all}");
+        assert!(all.contains("targets[0].contentstack.fields.title.from: unbalanced"), "{all}");
+        assert!(all.contains("at most one field may take the asset"), "{all}");
+    }
+
+    #[test]
+    fn contentstack_target_is_wired_into_the_config() {
+        let text = format!(
+            "[spool]\nroot = \"s\"\n[sftp]\nlisten = \"127.0.0.1:0\"\nhost_key = \"k\"\n\n[[targets]]\nname = \"cs\"\n\
+             type = \"contentstack\"\n[targets.contentstack]\n{}",
+            GOOD.replace("[fields]", "[targets.contentstack.fields]")
+        );
+        let cfg = crate::config::Config::parse(Path::new("w.toml"), &text).expect("config");
+        let crate::config::TargetKind::Contentstack(c) = &cfg.targets[0].kind else { panic!("contentstack") };
+        assert_eq!(c.locales, ["en-us", "de-de"]);
+        let bad = text.replace("unique_field", "uniq_field");
+        let err = crate::config::Config::parse(Path::new("w.toml"), &bad).expect_err("unknown key").to_string();
+        assert!(err.contains("uniq_field"), "{err}");
+        let wrong = text.replace("type = \"contentstack\"", "type = \"canto\"");
+        let err = crate::config::Config::parse(Path::new("w.toml"), &wrong).expect_err("wrong table").to_string();
+        assert!(err.contains("[targets.contentstack] does not belong to a `canto` target"), "{err}");
     }
 }

@@ -150,6 +150,8 @@ pub enum TargetKind {
     Confluence(Box<confluence::ConfluenceConfig>),
     /// Canto DAM (API v1, OAuth2 client credentials).
     Canto(Box<canto::CantoConfig>),
+    /// Contentstack (Content Management API v3: assets, entries, publish).
+    Contentstack(Box<contentstack::ContentstackConfig>),
 }
 
 /// Where the durable state lives.

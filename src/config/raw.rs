@@ -83,6 +83,8 @@ pub struct RawTarget {
     pub confluence: Option<super::confluence::RawConfluence>,
     /// canto: `[targets.canto]`.
     pub canto: Option<super::canto::RawCanto>,
+    /// contentstack: `[targets.contentstack]`.
+    pub contentstack: Option<super::contentstack::RawContentstack>,
 }
 
 /// `[spool]`.

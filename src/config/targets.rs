@@ -2,7 +2,7 @@
 
 use super::locate::{Checker, KeyPath};
 use super::raw::RawTarget;
-use super::{TargetConfig, TargetKind, canto, confluence, dropbox, is_valid_name, opentext, resolve};
+use super::{TargetConfig, TargetKind, canto, confluence, contentstack, dropbox, is_valid_name, opentext, resolve};
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -34,6 +34,12 @@ pub fn build(raw: &[RawTarget], root: &KeyPath, base: &Path, ck: &mut Checker<'_
                     format!("[targets.confluence] does not belong to a `{}` target", t.kind),
                 );
             }
+            if t.kind != "contentstack" && t.contentstack.is_some() {
+                ck.report(
+                    &key.key("contentstack"),
+                    format!("[targets.contentstack] does not belong to a `{}` target", t.kind),
+                );
+            }
             if t.kind == "confluence" {
                 return match &t.confluence {
                     Some(c) => confluence::build(c, &key.key("confluence"), base, ck)
@@ -56,6 +62,19 @@ pub fn build(raw: &[RawTarget], root: &KeyPath, base: &Path, ck: &mut Checker<'_
                         .map(|c| TargetConfig { name: t.name.clone(), kind: TargetKind::Canto(Box::new(c)) }),
                     None => {
                         ck.report(&key.key("type"), "a `canto` target needs a [targets.canto] table (base_url, ...)");
+                        None
+                    }
+                };
+            }
+            if t.kind == "contentstack" {
+                return match &t.contentstack {
+                    Some(c) => contentstack::build(c, &key.key("contentstack"), base, ck)
+                        .map(|c| TargetConfig { name: t.name.clone(), kind: TargetKind::Contentstack(Box::new(c)) }),
+                    None => {
+                        ck.report(
+                            &key.key("type"),
+                            "a `contentstack` target needs a [targets.contentstack] table (api_key, ...)",
+                        );
                         None
                     }
                 };
@@ -92,7 +111,7 @@ pub fn build(raw: &[RawTarget], root: &KeyPath, base: &Path, ck: &mut Checker<'_
                 (other, _, _) => {
                     ck.report(
                         &key.key("type"),
-                        format!("unknown target type `{other}`; known: fs, opentext, dropbox, confluence, canto"),
+                        format!("unknown target type `{other}`; known: fs, opentext, dropbox, confluence, canto, contentstack"),
                     );
                     None
                 }

@@ -8,6 +8,7 @@
 
 pub mod canto;
 pub mod confluence;
+pub mod contentstack;
 pub mod dropbox;
 pub mod fs;
 pub mod opentext;

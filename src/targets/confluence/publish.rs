@@ -71,8 +71,8 @@ static HEAD_JUNK: LazyLock<Regex> = LazyLock::new(|| {
         .unwrap_or_else(|e| panic!("static regex: {e}"))
 });
 
-/// The storage body of an HTML document.
-fn storage_of_html(html: &str) -> String {
+/// The storage body of an HTML document (also the Contentstack target's rich text: one sanitizer).
+pub fn storage_of_html(html: &str) -> String {
     let inner = match BODY.captures(html).and_then(|c| c.get(1)) {
         Some(m) => m.as_str().to_string(),
         None => HEAD_JUNK.replace_all(html, "").into_owned(),
@@ -81,8 +81,9 @@ fn storage_of_html(html: &str) -> String {
     HANDLERS.replace_all(&safe, "").trim().to_string()
 }
 
-/// The storage body of a text document: one paragraph per blank-line-separated block.
-fn storage_of_text(text: &str) -> String {
+/// The storage body of a text document: one paragraph per blank-line-separated block (also the
+/// Contentstack target's rich text of a text body).
+pub fn storage_of_text(text: &str) -> String {
     text.replace("\r\n", "\n")
         .split("\n\n")
         .map(str::trim)

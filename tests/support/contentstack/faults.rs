@@ -17,6 +17,8 @@ struct FaultState {
     fail_status: u16,
     drop: u32,
     publish_fail_locale: Option<String>,
+    /// (method, path suffix, calls left, status): calls matching fail without effect.
+    fail_route: Option<(String, String, u32, u16)>,
 }
 
 /// What the next `/v3/...` call suffers.
@@ -62,6 +64,35 @@ impl Faults {
     /// The locale whose publishing fails, if any.
     pub fn publish_fail_locale(&self) -> Option<String> {
         self.lock().publish_fail_locale.clone()
+    }
+
+    /// The next `n` calls of `method` whose path ends with `suffix` (e.g. `POST`, `/entries`)
+    /// answer `status` without effect (a crash between two calls of one delivery).
+    pub fn fail_route(&self, method: &str, suffix: &str, n: u32, status: u16) {
+        self.lock().fail_route = Some((method.to_string(), suffix.to_string(), n, status));
+    }
+
+    /// Clears every fault.
+    pub fn reset(&self) {
+        *self.lock() = FaultState::default();
+    }
+
+    /// Takes the fault for this call of `method` on `path`, if any (drop, then fail, then a
+    /// route's failure).
+    pub fn take_for(&self, method: &str, path: &str) -> Option<Fault> {
+        if let Some(f) = self.take() {
+            return Some(f);
+        }
+        let mut f = self.lock();
+        if let Some((m, suffix, left, status)) = f.fail_route.as_mut()
+            && *left > 0
+            && m == method
+            && path.ends_with(suffix.as_str())
+        {
+            *left -= 1;
+            return Some(Fault::Fail(*status));
+        }
+        None
     }
 
     /// Takes the fault for this call, if any (drop first, then fail).

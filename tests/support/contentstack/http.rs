@@ -94,8 +94,17 @@ async fn guarded(shared: &Arc<Shared>, req: Request, next: Next) -> Response {
     if let Err(r) = check_auth(shared, req.headers()) {
         return r;
     }
-    match shared.faults.take() {
+    match shared.faults.take_for(req.method().as_str(), req.uri().path()) {
         Some(Fault::Drop) => panic!("emulator fault: dropping the connection without a reply"),
+        Some(Fault::Fail(429)) => {
+            // an injected throttle looks like the real one: no Retry-After
+            window.count_refused();
+            let mut r =
+                error(StatusCode::TOO_MANY_REQUESTS, 429, "Too many requests. Please try again later.", json!({}));
+            r.headers_mut().insert("x-ratelimit-limit", HeaderValue::from(window.limit()));
+            r.headers_mut().insert("x-ratelimit-remaining", HeaderValue::from(0));
+            return r;
+        }
         Some(Fault::Fail(status)) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             return error(status, 500, "Internal server error (injected).", json!({}));

@@ -41,6 +41,11 @@ impl Window {
         Ok(self.limit - calls.len())
     }
 
+    /// Counts an injected 429.
+    pub fn count_refused(&self) {
+        self.refused.fetch_add(1, Ordering::SeqCst);
+    }
+
     /// How many 429s were sent.
     pub fn refused(&self) -> u64 {
         self.refused.load(Ordering::SeqCst)
