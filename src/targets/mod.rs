@@ -11,6 +11,7 @@ pub mod confluence;
 pub mod contentstack;
 pub mod dropbox;
 pub mod fs;
+pub mod html;
 pub mod opentext;
 pub mod workflow;
 

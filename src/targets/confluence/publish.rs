@@ -13,15 +13,13 @@
 //!   (`already_delivered`), so a retried run never adds a version.
 //!
 //! Decision (storage format): Confluence's storage format is XHTML and Confluence sanitises it on
-//! save; wharf removes what a page must never carry from a file (`script`, `style`, `iframe`,
-//! `object`, `embed`, `form` elements and `on*=` handler attributes) and sends the rest as is. A
-//! body Confluence refuses as malformed is refused for good, with Confluence's message.
+//! save; wharf keeps only an allowlist of tags, attributes and URL schemes
+//! ([`crate::targets::html`]) and writes it as XHTML. A body Confluence refuses as malformed is
+//! refused for good, with Confluence's message.
 
 use super::pages::Found;
 use super::{ConfluenceTarget, Failure, Receipt, escape};
 use crate::targets::{Delivery, Document};
-use regex::Regex;
-use std::sync::LazyLock;
 
 /// Largest file turned into a page body (Confluence pages are documents, not archives).
 const MAX_BODY: u64 = 4 << 20;
@@ -55,30 +53,10 @@ pub fn page_title(file: &str) -> Option<String> {
     (!title.is_empty() && title.len() <= 255).then_some(title)
 }
 
-static BODY: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?is)<body\b[^>]*>(.*)</body\s*>").unwrap_or_else(|e| panic!("static regex: {e}")));
-static DANGEROUS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"(?is)<(script|style|iframe|object|embed|form)\b.*?(</\s*(script|style|iframe|object|embed|form)\s*>|/>)",
-    )
-    .unwrap_or_else(|e| panic!("static regex: {e}"))
-});
-static HANDLERS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?is)\s+on[a-z]+\s*=\s*("[^"]*"|'[^']*'|[^\s>]+)"#).unwrap_or_else(|e| panic!("static regex: {e}"))
-});
-static HEAD_JUNK: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?is)<!DOCTYPE[^>]*>|<\?xml[^>]*\?>|</?html\b[^>]*>|<head\b.*?</head\s*>")
-        .unwrap_or_else(|e| panic!("static regex: {e}"))
-});
-
-/// The storage body of an HTML document (also the Contentstack target's rich text: one sanitizer).
+/// The storage body of an HTML document (also the Contentstack target's rich text: one
+/// sanitizer, [`crate::targets::html`]).
 pub fn storage_of_html(html: &str) -> String {
-    let inner = match BODY.captures(html).and_then(|c| c.get(1)) {
-        Some(m) => m.as_str().to_string(),
-        None => HEAD_JUNK.replace_all(html, "").into_owned(),
-    };
-    let safe = DANGEROUS.replace_all(&inner, "");
-    HANDLERS.replace_all(&safe, "").trim().to_string()
+    crate::targets::html::sanitize(html)
 }
 
 /// The storage body of a text document: one paragraph per blank-line-separated block (also the
@@ -159,16 +137,6 @@ mod tests {
         assert_eq!(page_title("README").as_deref(), Some("README"));
         assert_eq!(page_title(".html").as_deref(), Some(".html"));
         assert_eq!(page_title("  \u{7}.txt"), None);
-    }
-
-    #[test]
-    fn html_keeps_its_body_and_loses_what_a_page_must_not_carry() {
-        let html = "<!DOCTYPE html><html><head><title>x</title><style>p{}</style></head>\
-                    <body class=\"a\"><h1 onclick=\"steal()\">Charter</h1><script>alert(1)</script>\
-                    <p>Scope</p><iframe src=\"https://evil\"></iframe></body></html>";
-        assert_eq!(storage_of_html(html), "<h1>Charter</h1><p>Scope</p>");
-        assert_eq!(storage_of_html("<p>bare</p>"), "<p>bare</p>");
-        assert_eq!(storage_of_html("<html><head><title>t</title></head><p>x</p></html>"), "<p>x</p>");
     }
 
     #[test]
