@@ -253,6 +253,11 @@ fn dropbox_a_polled_folder_feeds_a_channel_once_across_a_kill_9_with_write_back(
             && dbx.emu.file("/Inbox/rejected/holiday-photo.jpg").is_some()
     });
     assert!(dbx.emu.file("/Inbox/INV-ACME-2026-0701.pdf").is_none());
+    // journaled too (a kill before that would make the restart move again: harmless, the file is
+    // `already gone`, but this test counts moves)
+    gw.wait_for(30, "the write-backs journaled", || {
+        gw.audit().iter().filter(|e| e["event"] == "source_written_back").count() == 2
+    });
     // a restart (kill -9) neither takes them again nor loses the next one
     gw.restart();
     let body2 = gw.dir.path().join("inv2.pdf");
