@@ -186,8 +186,15 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     if let Some(a) = &config.admin {
         let mut hooks = Vec::new();
         for w in &config.webhooks {
-            let hook = crate::intake::webhook::Webhook::new(spool.clone(), w.clone())
+            let mut hook = crate::intake::webhook::Webhook::new(spool.clone(), w.clone())
                 .map_err(|e| Error::Other(format!("webhook {}: its secret: {e}", w.name)))?;
+            let cs = w.package_from.as_ref().and_then(|t| config.targets.iter().find(|x| &x.name == t));
+            if let Some(TargetKind::Contentstack(cfg)) = cs.map(|t| &t.kind) {
+                let fail = |e: String| Error::Other(format!("webhook {}: package_from: {e}", w.name));
+                let api = crate::targets::contentstack::client::Client::new(cfg).map_err(|e| fail(e.to_string()))?;
+                let packager = crate::intake::webhook_package::Packager::new(api).map_err(|e| fail(e.to_string()))?;
+                hook = hook.with_packager(packager);
+            }
             hooks.push(hook);
         }
         let listener = TcpListener::bind(a.listen).await.map_err(|source| Error::Bind { addr: a.listen, source })?;

@@ -15,9 +15,9 @@ const API_KEY: &str = "blt0123456789abcdef";
 const RULES: &str = r#"
 [[accept]]
 name = "retired-entry"
-pattern = '^(?P<stem>[A-Za-z0-9_-]+)\.json$'
-max_size = "1 MiB"
-extensions = ["json"]
+pattern = '^(?P<stem>[A-Za-z0-9_-]+)\.(json|zip)$'
+max_size = "64 MiB"
+extensions = ["json", "zip"]
 
 [metadata]
 fields = { event = "{transfer.source.event}", entry_uid = "{transfer.source.entry_uid}", content_type = "{transfer.source.content_type}", locale = "{transfer.source.locale}", title = "{transfer.source.title}", sha256 = "{transfer.sha256}" }
@@ -36,6 +36,11 @@ struct Hooked {
 
 impl Hooked {
     fn start(auth: &str) -> Hooked {
+        Self::start_with(auth, "")
+    }
+
+    /// With `extra` config appended (a Contentstack target for `package_from`).
+    fn start_with(auth: &str, extra_config: &str) -> Hooked {
         let secret_dir = tempfile::tempdir().expect("dir");
         let secret: PathBuf = secret_dir.path().join("webhook.secret");
         std::fs::write(&secret, format!("{SECRET}\n")).expect("secret");
@@ -43,7 +48,7 @@ impl Hooked {
             "[admin]\nlisten = \"127.0.0.1:0\"\nmax_body_bytes = 65536\n\n\
              [[accounts]]\nname = \"cs-intake\"\ndisabled = true\n\n\
              [[webhooks]]\nname = \"cs-retired\"\ntype = \"contentstack\"\nchannel = \"retired-entries\"\n\
-             account = \"cs-intake\"\nsecret_file = \"{}\"\napi_key = \"{API_KEY}\"\nmax_age_secs = 3600\n{auth}\n",
+             account = \"cs-intake\"\nsecret_file = \"{}\"\napi_key = \"{API_KEY}\"\nmax_age_secs = 3600\n{auth}\n\n{extra_config}",
             secret.display()
         );
         let gw = Gateway::start(Options {
@@ -162,7 +167,7 @@ fn webhooks_with_a_wrong_or_missing_secret_are_refused_and_change_nothing() {
     // the right secret: taken
     let (code, reply) = h.post_json(&payload("unpublish", "blt1a2b3c", &now()));
     assert_eq!(code, 202, "{reply}");
-    assert_eq!(h.transfers(), 1);
+    assert_eq!(h.transfers(), 1, "{:?}", h.gw.transfers());
 }
 
 #[test]
@@ -262,4 +267,58 @@ fn the_admin_listener_answers_health_and_metrics() {
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(text.contains("# TYPE wharf_transfers gauge"), "{text}");
     assert!(text.contains("wharf_transfers{state=\"delivered\"} 1"), "{text}");
+}
+
+#[test]
+fn a_retired_entry_becomes_a_retention_package_with_its_assets() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let emu = rt.block_on(Emulator::start(Seed::default()));
+    let token_dir = tempfile::tempdir().expect("dir");
+    let token = token_dir.path().join("cs.token");
+    std::fs::write(&token, format!("{}\n", emu.seed().management_tokens[0])).expect("token");
+    let cs = format!(
+        "[[targets]]\nname = \"cs\"\ntype = \"contentstack\"\n[targets.contentstack]\nbase_url = \"{}\"\n\
+         api_key = \"{}\"\nmanagement_token_file = \"{}\"\ncontent_type = \"campaign\"\nunique_field = \"source_id\"\n\
+         environments = [\"production\"]\nlocales = [\"en-us\"]\n[targets.contentstack.fields]\n\
+         title = {{ type = \"text\", from = \"{{title}}\" }}\nsource_id = {{ type = \"text\", from = \"{{id}}\" }}\n",
+        emu.base_url(),
+        emu.seed().api_key,
+        token.display()
+    );
+    let h = Hooked::start_with("package_from = \"cs\"", &cs);
+    let hero = emu.insert_asset("hero spring.jpg", "image/jpeg", b"\xff\xd8\xff jpeg bytes of the hero");
+    let gone = emu.insert_asset("old.pdf", "application/pdf", b"%PDF-1.7 old");
+    let mut fields = serde_json::Map::new();
+    fields.insert("title".into(), json!("Spring campaign"));
+    fields.insert("hero".into(), json!({"uid": hero, "filename": "hero spring.jpg"}));
+    fields.insert("downloads".into(), json!([{"uid": gone, "filename": "old.pdf"}]));
+    let uid = emu.insert_entry("campaign", fields);
+    emu.remove_asset(&gone);
+    // the sender uses the stack's own api_key; the webhook accepts only API_KEY: make them one
+    assert_eq!(emu.seed().api_key, API_KEY, "the emulator's demo stack is the configured one");
+    let status = rt.block_on(emu.send_webhook(&h.url("cs-retired"), SECRET, "entries.delete", &uid)).expect("sent");
+    assert_eq!(status, 202, "log:\n{}", h.gw.log());
+    let name = format!("campaign-{uid}-en-us-entries-delete.zip");
+    let path = h.gw.dir.path().join(format!("ecm/Retired/campaign/{uid}/{name}"));
+    h.gw.wait_for(20, "the retention package delivered", || path.exists());
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&path).expect("zip")).expect("a zip");
+    let mut read = |n: &str| {
+        let mut s = Vec::new();
+        std::io::Read::read_to_end(&mut zip.by_name(n).unwrap_or_else(|_| panic!("{n} in the package")), &mut s)
+            .expect("read");
+        s
+    };
+    let entry: Value = serde_json::from_slice(&read("entry.json")).expect("json");
+    assert_eq!(entry["uid"], json!(uid));
+    assert_eq!(read(&format!("assets/{hero}/hero_spring.jpg")), b"\xff\xd8\xff jpeg bytes of the hero");
+    let manifest: Value = serde_json::from_slice(&read("manifest.json")).expect("json");
+    assert_eq!(manifest["missing"], json!([gone]), "{manifest}");
+    assert_eq!(manifest["assets"][0]["size"], json!(b"\xff\xd8\xff jpeg bytes of the hero".len()), "{manifest}");
+    assert!(read("webhook.json").starts_with(b"{"));
+    // Contentstack down while a package is built: 503 (Contentstack retries), nothing spooled
+    let before = h.transfers();
+    emu.faults().fail_next(5, 503);
+    let status = rt.block_on(emu.send_webhook(&h.url("cs-retired"), SECRET, "entries.unpublish", &uid)).expect("sent");
+    assert_eq!(status, 503);
+    assert_eq!(h.transfers(), before);
 }

@@ -17,6 +17,7 @@
 //! header = "X-Wharf-Webhook-Secret"
 //! api_key = "blt0123456789abcdef"  # only events of this stack
 //! max_age_secs = 86400             # older events (by `triggered_at`) are refused
+//! package_from = "cs"              # a `contentstack` target: the transfer is a retention zip
 //! ```
 
 use super::is_valid_name;
@@ -62,6 +63,9 @@ pub struct RawWebhook {
     pub api_key: Option<String>,
     /// Oldest event accepted, by its `triggered_at`.
     pub max_age_secs: Option<u64>,
+    /// A `contentstack` target: each event becomes a retention package (entry JSON + assets)
+    /// read through its connection, instead of the bare payload.
+    pub package_from: Option<String>,
 }
 
 /// The admin HTTP listener.
@@ -101,6 +105,8 @@ pub struct WebhookConfig {
     pub api_key: Option<String>,
     /// Oldest event accepted.
     pub max_age: Duration,
+    /// The `contentstack` target whose connection builds retention packages, if any.
+    pub package_from: Option<String>,
 }
 
 /// Contentstack's webhook channels wharf understands.
@@ -175,6 +181,12 @@ pub fn build(raw: &[RawWebhook], config: &super::Config, base: &Path, ck: &mut C
                 WebhookAuth::HmacSha256
             }
         };
+        if let Some(t) = &w.package_from {
+            let found = config.targets.iter().find(|x| &x.name == t);
+            if !found.is_some_and(|x| matches!(x.kind, super::TargetKind::Contentstack(_))) {
+                ck.report(&key.key("package_from"), format!("`{t}` is not a `contentstack` target of this config"));
+            }
+        }
         let max_age = Duration::from_secs(w.max_age_secs.unwrap_or(86_400));
         if max_age.is_zero() {
             ck.report(&key.key("max_age_secs"), "must be at least 1");
@@ -191,6 +203,7 @@ pub fn build(raw: &[RawWebhook], config: &super::Config, base: &Path, ck: &mut C
                 auth,
                 api_key: w.api_key.clone(),
                 max_age,
+                package_from: w.package_from.clone(),
             });
         }
     }

@@ -4,3 +4,4 @@
 pub mod hotfolder;
 pub mod poll;
 pub mod webhook;
+pub mod webhook_package;

@@ -93,6 +93,8 @@ pub struct Webhook {
     secret: String,
     /// One request at a time: the replay check and the record are one step.
     taking: tokio::sync::Mutex<()>,
+    /// Builds the retention package, when the webhook has `package_from`.
+    packager: Option<super::webhook_package::Packager>,
 }
 
 impl std::fmt::Debug for Webhook {
@@ -122,7 +124,15 @@ impl Webhook {
     /// The secret cannot be read.
     pub fn new(spool: Arc<Spool>, cfg: WebhookConfig) -> Result<Self, SecretError> {
         let secret = cfg.secret.read()?;
-        Ok(Self { spool, cfg, secret, taking: tokio::sync::Mutex::new(()) })
+        Ok(Self { spool, cfg, secret, taking: tokio::sync::Mutex::new(()), packager: None })
+    }
+
+    /// Each event becomes a retention package built by `packager` (see
+    /// [`super::webhook_package`]).
+    #[must_use]
+    pub fn with_packager(mut self, packager: super::webhook_package::Packager) -> Self {
+        self.packager = Some(packager);
+        self
     }
 
     /// Its name (the URL segment).
@@ -286,8 +296,15 @@ impl Webhook {
                 ev.event, ev.triggered_at
             )));
         }
-        let name =
-            spool_name(&format!("{}-{}-{}-{}.json", ev.content_type, ev.entry, ev.locale, ev.event.replace('.', "-")));
+        let (body, ext) = match &self.packager {
+            Some(p) => {
+                let payload: Value = serde_json::from_slice(body).map_err(|e| Refusal::Malformed(e.to_string()))?;
+                (p.package(&payload).await?, "zip")
+            }
+            None => (body.to_vec(), "json"),
+        };
+        let stem = format!("{}-{}-{}-{}", ev.content_type, ev.entry, ev.locale, ev.event.replace('.', "-"));
+        let name = spool_name(&format!("{stem}.{ext}"));
         let origin = Origin { account: self.cfg.account.clone(), protocol: "webhook", remote_addr: remote };
         let upload = self
             .spool
@@ -299,7 +316,7 @@ impl Webhook {
         fields.insert("system".into(), "contentstack".into());
         fields.insert("path".into(), item.clone());
         journal.record_source_item(&self.cfg.name, &item, &rev, &id, &fields).await.map_err(|e| unavailable(&e))?;
-        upload.write_at(0, body.to_vec()).await.map_err(|e| unavailable(&e))?;
+        upload.write_at(0, body).await.map_err(|e| unavailable(&e))?;
         let committed = upload.commit().await.map_err(|e| unavailable(&e))?;
         self.spool.audit().record(
             Event::new("upload_completed")

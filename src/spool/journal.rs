@@ -322,6 +322,15 @@ impl Journal {
         Ok(sqlx::query_as("SELECT * FROM transfers WHERE id = ?").bind(id).fetch_optional(&self.pool).await?)
     }
 
+    /// Every transfer, oldest first, read in one statement (a consistent picture: reading state
+    /// by state could see a transfer twice while the pipeline moves it).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn all(&self) -> Result<Vec<TransferRow>, Error> {
+        Ok(sqlx::query_as("SELECT * FROM transfers ORDER BY id").fetch_all(&self.pool).await?)
+    }
+
     /// Every transfer in one state, oldest first.
     ///
     /// # Errors

@@ -268,12 +268,8 @@ impl Gateway {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         rt.block_on(async {
             let j = wharf::spool::journal::Journal::open(&path).await.expect("journal");
-            let mut rows = Vec::new();
-            for s in wharf::spool::journal::State::ALL {
-                rows.extend(j.in_state(s).await.expect("rows"));
-            }
+            let rows = j.all().await.expect("rows");
             j.close().await;
-            rows.sort_by(|a, b| a.id.cmp(&b.id));
             rows
         })
     }

@@ -144,6 +144,13 @@ pub async fn get(State(s): State<Arc<Shared>>, Path(uid): Path<String>) -> Reply
     Ok(Json(json!({"asset": st.asset_json(a)})).into_response())
 }
 
+/// `GET /cdn/v3/assets/{uid}/{filename}`: the file behind an asset's `url`.
+pub async fn download(State(s): State<Arc<Shared>>, Path((uid, filename)): Path<(String, String)>) -> Reply {
+    let st = s.st();
+    let a = st.assets.get(&uid).filter(|a| a.filename == filename).ok_or_else(|| not_found("asset"))?;
+    Ok(([(axum::http::header::CONTENT_TYPE, a.content_type.clone())], a.data.clone()).into_response())
+}
+
 /// `GET /v3/assets?query=..&skip=..&limit=..&include_count=true`.
 pub async fn list(State(s): State<Arc<Shared>>, p: Query<HashMap<String, String>>) -> Reply {
     let (query, skip, limit, count) = paging(&p)?;

@@ -124,7 +124,7 @@ impl Emulator {
             reads: limits::Window::new(seed.reads_per_sec),
             writes: limits::Window::new(seed.writes_per_sec),
             seed,
-            state: Mutex::new(state::State::default()),
+            state: Mutex::new(state::State::with_cdn(format!("http://{addr}/cdn"))),
             faults: Faults::default(),
             requests: Mutex::new(Vec::new()),
         });
@@ -206,6 +206,31 @@ impl Emulator {
             .filter(|((u, _, _), _)| u == uid)
             .map(|((_, env, loc), p)| (env.clone(), loc.clone(), p.version))
             .collect()
+    }
+
+    /// Creates an asset directly; returns its uid.
+    pub fn insert_asset(&self, filename: &str, content_type: &str, data: &[u8]) -> String {
+        let mut st = self.shared.st();
+        let uid = st.uid();
+        let a = state::Asset {
+            uid: uid.clone(),
+            version: 1,
+            filename: filename.into(),
+            title: filename.into(),
+            description: String::new(),
+            tags: Vec::new(),
+            parent_uid: None,
+            content_type: content_type.into(),
+            data: data.to_vec(),
+            created_at: state::now(),
+        };
+        st.assets.insert(uid.clone(), a);
+        uid
+    }
+
+    /// Deletes an asset directly (gone before a package is built).
+    pub fn remove_asset(&self, uid: &str) {
+        self.shared.st().assets.remove(uid);
     }
 
     /// Creates an entry directly (a test's "already delivered before the crash"); returns its uid.

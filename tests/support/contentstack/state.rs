@@ -48,6 +48,9 @@ pub struct State {
     pub published: BTreeMap<(String, String, String), Published>,
     /// Entry uid → the JSON of its last publish (kept after unpublish/delete, for webhooks).
     pub last_published: BTreeMap<String, Value>,
+    /// Base of asset `url`s: the emulator's own `/cdn` (Contentstack's is images.contentstack.io,
+    /// served without the API's credentials).
+    pub cdn: String,
     next: u64,
 }
 
@@ -57,6 +60,11 @@ pub fn now() -> String {
 }
 
 impl State {
+    /// An empty stack whose asset `url`s start with `cdn`.
+    pub fn with_cdn(cdn: String) -> Self {
+        Self { cdn, ..Self::default() }
+    }
+
     /// A fresh `blt…` uid (16 hex digits after the prefix, like Contentstack's).
     pub fn uid(&mut self) -> String {
         self.next += 1;
@@ -93,7 +101,7 @@ impl State {
             "uid": a.uid, "_version": a.version, "filename": a.filename, "title": a.title,
             "description": a.description, "tags": a.tags, "parent_uid": a.parent_uid,
             "content_type": a.content_type, "file_size": a.data.len().to_string(),
-            "url": format!("https://images.contentstack.io/v3/assets/{}/{}", a.uid, a.filename),
+            "url": format!("{}/v3/assets/{}/{}", self.cdn, a.uid, a.filename),
             "created_at": a.created_at, "updated_at": a.created_at,
             "publish_details": self.publish_details(&a.uid),
         })
