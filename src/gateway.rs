@@ -310,6 +310,11 @@ fn poll_source(
             let settings = config.canto_polls.get(&poll.name).cloned().unwrap_or_default();
             Ok(Arc::new(crate::intake::poll::canto::CantoSource::new(&poll.name, settings, Arc::new(client))))
         }
+        (Some(TargetKind::Contentstack(cfg)), None) if poll.contentstack.is_some() => {
+            let client = crate::targets::contentstack::client::Client::new(cfg).map_err(|e| failed(&e))?;
+            let settings = poll.contentstack.clone().ok_or_else(|| failed(&"no query"))?;
+            Ok(Arc::new(crate::intake::poll::contentstack::ContentstackSource::new(settings, Arc::new(client))))
+        }
         _ => Err(format!("poll `{}`: no source target `{}` of its type", poll.name, poll.target)),
     }
 }

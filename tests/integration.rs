@@ -10,6 +10,7 @@ mod cli;
 mod confluence;
 mod confluence_outbound;
 mod contentstack;
+mod contentstack_poll;
 mod crash;
 mod dropbox;
 mod ftp;

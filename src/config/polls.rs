@@ -91,6 +91,11 @@ pub struct RawPollSource {
     pub expiring_field: Option<String>,
     /// canto: the window of `expiring_field`, in days from today.
     pub expiring_within_days: Option<u32>,
+    /// contentstack: the content type whose entries are taken (default: the target's).
+    pub content_type: Option<String>,
+    /// contentstack: a CMA `query` object (JSON text) selecting the entries, e.g.
+    /// `{"status": "approved"}`.
+    pub query: Option<String>,
 }
 
 /// `[polls.write_back]`.
@@ -125,6 +130,43 @@ pub struct ConfluencePoll {
     pub property: Option<String>,
 }
 
+/// What a `contentstack` poll takes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContentstackPoll {
+    /// The content type.
+    pub content_type: String,
+    /// The `query` object the entries must match (empty: all).
+    pub query: serde_json::Map<String, serde_json::Value>,
+}
+
+fn contentstack_source(
+    p: &RawPoll,
+    config: &super::Config,
+    sk: &KeyPath,
+    ck: &mut Checker<'_>,
+) -> Option<ContentstackPoll> {
+    let target_ct = config.targets.iter().find(|t| t.name == p.source.target).and_then(|t| match &t.kind {
+        TargetKind::Contentstack(c) => Some(c.content_type.clone()),
+        _ => None,
+    });
+    let content_type = p.source.content_type.clone().or(target_ct)?;
+    if content_type.is_empty() || !content_type.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        ck.report(&sk.key("content_type"), "must be a content type uid (letters, digits, `_`)");
+    }
+    let query = match p.source.query.as_deref().map(serde_json::from_str::<serde_json::Value>) {
+        None => serde_json::Map::new(),
+        Some(Ok(serde_json::Value::Object(m))) => m,
+        Some(_) => {
+            ck.report(&sk.key("query"), "must be a JSON object, e.g. '{\"status\": \"approved\"}'");
+            serde_json::Map::new()
+        }
+    };
+    if !p.source.path.is_empty() || p.source.cql.is_some() || p.source.scheme.is_some() {
+        ck.report(&sk.key("path"), "`path`, `cql` and `scheme` do not belong to `contentstack` sources");
+    }
+    Some(ContentstackPoll { content_type, query })
+}
+
 /// A validated poll.
 #[derive(Debug, Clone)]
 pub struct PollConfig {
@@ -152,6 +194,8 @@ pub struct PollConfig {
     pub on_excepted: Option<String>,
     /// Set for a `confluence` source.
     pub confluence: Option<ConfluencePoll>,
+    /// contentstack: the content type and query.
+    pub contentstack: Option<ContentstackPoll>,
 }
 
 /// A CQL string literal.
@@ -274,13 +318,17 @@ pub fn build(raw: &[RawPoll], config: &super::Config, ck: &mut Checker<'_>) -> V
                 TargetKind::Dropbox(_) => "dropbox",
                 TargetKind::Confluence(_) => "confluence",
                 TargetKind::Canto(_) => "canto",
+                TargetKind::Contentstack(_) => "contentstack",
                 _ => "",
             };
             let confluence = if p.source.kind == "confluence" { confluence_source(p, &key, ck) } else { None };
-            if !["dropbox", "confluence", "canto"].contains(&p.source.kind.as_str()) {
+            if !["dropbox", "confluence", "canto", "contentstack"].contains(&p.source.kind.as_str()) {
                 ck.report(
                     &sk.key("type"),
-                    format!("unknown source type `{}`; use `dropbox`, `confluence` or `canto`", p.source.kind),
+                    format!(
+                        "unknown source type `{}`; use `dropbox`, `confluence`, `canto` or `contentstack`",
+                        p.source.kind
+                    ),
                 );
             } else if !config.targets.iter().any(|t| t.name == p.source.target && kind_of(t) == p.source.kind) {
                 ck.report(
@@ -304,6 +352,14 @@ pub fn build(raw: &[RawPoll], config: &super::Config, ck: &mut Checker<'_>) -> V
                 p.source.name.as_ref().and_then(|r| {
                     Regex::new(r).map_err(|e| ck.report(&sk.key("name"), format!("not a regex: {e}"))).ok()
                 });
+            let contentstack = if p.source.kind == "contentstack" {
+                contentstack_source(p, config, &sk, ck)
+            } else {
+                if p.source.query.is_some() || p.source.content_type.is_some() {
+                    ck.report(&sk.key("query"), "`query` and `content_type` belong to `contentstack` sources");
+                }
+                None
+            };
             let wk = key.key("write_back");
             let on_delivered = folder(&p.write_back.delivered, &wk.key("delivered"), ck);
             let on_excepted = folder(&p.write_back.excepted, &wk.key("excepted"), ck);
@@ -323,6 +379,7 @@ pub fn build(raw: &[RawPoll], config: &super::Config, ck: &mut Checker<'_>) -> V
                 on_delivered,
                 on_excepted,
                 confluence,
+                contentstack,
             })
         })
         .collect()

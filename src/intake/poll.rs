@@ -15,6 +15,7 @@
 
 pub mod canto;
 pub mod confluence;
+pub mod contentstack;
 pub mod dropbox;
 
 use crate::audit::Event;
@@ -465,6 +466,7 @@ mod tests {
             on_delivered: None,
             on_excepted: None,
             confluence: None,
+            contentstack: None,
         };
         (spool, poll)
     }

@@ -233,6 +233,16 @@ impl Emulator {
         self.shared.st().assets.remove(uid);
     }
 
+    /// Changes an entry directly, as an editor would: its next version, updated now.
+    pub fn edit_entry(&self, uid: &str, f: impl FnOnce(&mut serde_json::Map<String, Value>)) {
+        let mut st = self.shared.st();
+        if let Some(e) = st.entries.get_mut(uid) {
+            f(&mut e.fields);
+            e.version += 1;
+            e.updated_at = state::now();
+        }
+    }
+
     /// Creates an entry directly (a test's "already delivered before the crash"); returns its uid.
     pub fn insert_entry(&self, ct: &str, fields: serde_json::Map<String, Value>) -> String {
         let mut st = self.shared.st();

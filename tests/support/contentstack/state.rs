@@ -153,6 +153,22 @@ fn field_matches(field: Option<&Value>, cond: &Value) -> Result<bool, String> {
                 let needle = arg.as_str().ok_or("$regex takes a string")?;
                 field.and_then(Value::as_str).is_some_and(|s| s.contains(needle))
             }
+            // comparisons of strings (ISO times compare as text) or numbers, as the CMA's
+            "$gt" | "$gte" | "$lt" | "$lte" => {
+                let ord = match (field, arg) {
+                    (Some(Value::String(a)), Value::String(b)) => a.as_str().cmp(b.as_str()),
+                    (Some(Value::Number(a)), Value::Number(b)) => {
+                        a.as_f64().unwrap_or(0.0).total_cmp(&b.as_f64().unwrap_or(0.0))
+                    }
+                    _ => return Ok(false),
+                };
+                match op.as_str() {
+                    "$gt" => ord.is_gt(),
+                    "$gte" => ord.is_ge(),
+                    "$lt" => ord.is_lt(),
+                    _ => ord.is_le(),
+                }
+            }
             other => return Err(format!("unsupported query operator {other}")),
         };
     }
