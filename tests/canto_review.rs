@@ -201,3 +201,35 @@ fn canto_rights_expiry_poll_starts_exactly_one_review_per_asset_per_expiry_date(
     assert_eq!(r.wf.instances_started(&key2), 1);
     assert_eq!(r.wf.instances().len(), 2);
 }
+
+#[test]
+fn canto_localisation_poll_starts_one_workflow_per_region_for_a_changed_master() {
+    let r = Review::start(
+        "approval = \"approved\"\nkeyword = \"campaign-2026\"\nregions = [\"DE\", \"FR\", \"IT\"]",
+        "",
+        rules(
+            "localisation",
+            "loc-{transfer.source.id}-{transfer.source.target_region}-{transfer.source.modified}",
+            r"^[a-z0-9]+-[A-Z]{2}-localise\.json$",
+        ),
+    );
+    let master = "a1000000000000000000000000000001";
+    let keys = |id: &str| -> Vec<String> {
+        r.wf.instances()
+            .into_iter()
+            .filter_map(|i| i.business_key)
+            .filter(|k| k.starts_with(&format!("loc-{id}-")))
+            .collect()
+    };
+    r.gw.wait_for(30, "one workflow per region", || keys(master).len() == 3);
+    let mut regions: Vec<String> = keys(master).iter().map(|k| k.split('-').nth(2).unwrap_or("").to_string()).collect();
+    regions.sort();
+    assert_eq!(regions, ["DE", "FR", "IT"]);
+    let searches = || r.canto.requests().iter().filter(|q| q.path == "/api/v1/search").count();
+    let s0 = searches();
+    r.gw.wait_for(30, "three more polls", || searches() >= s0 + 3);
+    assert_eq!(keys(master).len(), 3, "an unchanged master starts nothing more");
+    for k in keys(master) {
+        assert_eq!(r.wf.instances_started(&k), 1, "{k}");
+    }
+}

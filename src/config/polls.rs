@@ -91,6 +91,9 @@ pub struct RawPollSource {
     pub expiring_field: Option<String>,
     /// canto: the window of `expiring_field`, in days from today.
     pub expiring_within_days: Option<u32>,
+    /// canto: one item per region for each new or changed asset (localisation: one workflow per
+    /// region), instead of one per asset.
+    pub regions: Option<Vec<String>>,
     /// contentstack: the content type whose entries are taken (default: the target's).
     pub content_type: Option<String>,
     /// contentstack: a CMA `query` object (JSON text) selecting the entries, e.g.
@@ -405,6 +408,8 @@ pub struct CantoPoll {
     pub excepted_fields: std::collections::BTreeMap<String, String>,
     /// Expiry mode: the date field and the window (days); each poll searches everything.
     pub expiring: Option<(String, u32)>,
+    /// Fan-out: one item per region for each new or changed asset.
+    pub regions: Vec<String>,
 }
 
 const CANTO_SCHEMES: [&str; 6] = ["image", "video", "audio", "document", "presentation", "other"];
@@ -454,8 +459,18 @@ fn canto_source(p: &RawPoll, key: &KeyPath, ck: &mut Checker<'_>) -> Option<Cant
             None
         }
     };
+    let regions = p.source.regions.clone().unwrap_or_default();
+    for r in &regions {
+        if r.is_empty() || r.len() > 16 || !r.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            ck.report(&sk.key("regions"), format!("`{r}` is not a region code (letters, digits, `-`)"));
+        }
+    }
+    if !regions.is_empty() && expiring.is_some() {
+        ck.report(&sk.key("regions"), "`regions` and `expiring_field` are two different polls");
+    }
     (ck.problems.len() == before).then(|| CantoPoll {
         expiring,
+        regions,
         scheme,
         keyword: p.source.keyword.clone().unwrap_or_default(),
         approval,

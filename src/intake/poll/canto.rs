@@ -113,6 +113,32 @@ fn field_date(v: &str) -> Option<chrono::NaiveDate> {
 }
 
 impl CantoSource {
+    /// Fan-out mode: one item per configured region for a new or changed asset (id
+    /// `<asset>/<region>`, rev its `Date modified`), the asset's metadata as the body, the
+    /// region in `transfer.source.target_region`: a `[workflow]` per item then starts one
+    /// localisation workflow per region.
+    fn per_region(&self, r: &Value, f: &BTreeMap<String, String>) -> Vec<Item> {
+        let (id, modified) = (f["id"].clone(), f["modified"].clone());
+        self.poll
+            .regions
+            .iter()
+            .map(|region| {
+                let mut fields = f.clone();
+                fields.insert("target_region".into(), region.clone());
+                let body =
+                    serde_json::to_vec_pretty(&json!({ "asset": r, "target_region": region })).unwrap_or_default();
+                Item {
+                    id: format!("{id}/{region}"),
+                    rev: modified.clone(),
+                    name: format!("{id}-{region}-localise.json"),
+                    path: format!("{}/{id}/{region}", f["scheme"]),
+                    fields,
+                    body: Some(body),
+                }
+            })
+            .collect()
+    }
+
     /// Expiry mode: every asset the search finds whose `field` date is within `days` of `today`
     /// becomes one item per date (rev `expiry:<date>`): a poll never takes it twice for the same
     /// date, and a new date (rights extended, then expiring again) is a new item. The body is
@@ -218,6 +244,10 @@ impl Source for CantoSource {
                 }
                 if self.written_back(r) {
                     out.filtered += 1;
+                    continue;
+                }
+                if !self.poll.regions.is_empty() {
+                    out.items.extend(self.per_region(r, &f));
                     continue;
                 }
                 out.items.push(Item {
