@@ -144,6 +144,35 @@ impl CantoSource {
     /// date, and a new date (rights extended, then expiring again) is a new item. The body is
     /// the asset's metadata as JSON.
     async fn list_expiring(&self, field: &str, days: u32, today: chrono::NaiveDate) -> Result<Listing, String> {
+        let until = today + chrono::Days::new(u64::from(days));
+        let mut out = Listing::default();
+        for r in &self.search(None).await? {
+            let mut f = fields(r);
+            let date = f.get(&field_key(field)).and_then(|d| field_date(d));
+            let Some(date) = date.filter(|d| *d >= today && *d <= until) else {
+                out.filtered += 1;
+                continue;
+            };
+            let id = f["id"].clone();
+            let date = date.format("%Y-%m-%d").to_string();
+            f.insert("expiry_date".into(), date.clone());
+            let body = serde_json::to_vec_pretty(&json!({ "asset": r, "expiry_field": field, "expiry_date": date }))
+                .map_err(|e| e.to_string())?;
+            out.items.push(Item {
+                id: id.clone(),
+                rev: format!("expiry:{date}"),
+                name: format!("{id}-expiry-{date}.json"),
+                path: format!("{}/{id}", f["scheme"]),
+                fields: f,
+                body: Some(body),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Every search hit (the poll's scheme, keyword and approval filters; modified at or after
+    /// `since` when given), oldest change first, page by page.
+    async fn search(&self, since: Option<&str>) -> Result<Vec<Value>, String> {
         let mut base = vec![("sortBy", "time".to_string()), ("sortDirection", "ascending".to_string())];
         for (k, v) in
             [("scheme", &self.poll.scheme), ("keyword", &self.poll.keyword), ("approval", &self.poll.approval)]
@@ -152,44 +181,24 @@ impl CantoSource {
                 base.push((k, v.clone()));
             }
         }
-        let until = today + chrono::Days::new(u64::from(days));
-        let mut out = Listing::default();
-        let mut start = 0;
+        if let Some(t) = since.filter(|t| !t.is_empty()) {
+            base.push(("lastModified", format!("{t}..99991231235959999")));
+        }
+        let mut all = Vec::new();
         for _ in 0..MAX_PAGES {
             let mut q = base.clone();
-            q.push(("start", start.to_string()));
+            q.push(("start", all.len().to_string()));
             q.push(("limit", PAGE.to_string()));
             let v = self.client.get_json("/api/v1/search", &q).await.map_err(|e| e.to_string())?;
             let results = v["results"].as_array().cloned().unwrap_or_default();
-            for r in &results {
-                let mut f = fields(r);
-                let date = f.get(&field_key(field)).and_then(|d| field_date(d));
-                let Some(date) = date.filter(|d| *d >= today && *d <= until) else {
-                    out.filtered += 1;
-                    continue;
-                };
-                let id = f["id"].clone();
-                let date = date.format("%Y-%m-%d").to_string();
-                f.insert("expiry_date".into(), date.clone());
-                let body =
-                    serde_json::to_vec_pretty(&json!({ "asset": r, "expiry_field": field, "expiry_date": date }))
-                        .map_err(|e| e.to_string())?;
-                out.items.push(Item {
-                    id: id.clone(),
-                    rev: format!("expiry:{date}"),
-                    name: format!("{id}-expiry-{date}.json"),
-                    path: format!("{}/{id}", f["scheme"]),
-                    fields: f,
-                    body: Some(body),
-                });
-            }
-            start += results.len();
+            let n = results.len();
+            all.extend(results);
             let found = v["found"].as_u64().unwrap_or(0) as usize;
-            if results.is_empty() || start >= found {
+            if n == 0 || all.len() >= found {
                 break;
             }
         }
-        Ok(out)
+        Ok(all)
     }
 }
 
@@ -210,60 +219,36 @@ impl Source for CantoSource {
             return self.list_expiring(field, *days, chrono::Utc::now().date_naive()).await;
         }
         let cur: Cursor = cursor.and_then(|c| serde_json::from_str(c).ok()).unwrap_or_default();
-        let mut base = vec![("sortBy", "time".to_string()), ("sortDirection", "ascending".to_string())];
-        for (k, v) in
-            [("scheme", &self.poll.scheme), ("keyword", &self.poll.keyword), ("approval", &self.poll.approval)]
-        {
-            if !v.is_empty() {
-                base.push((k, v.clone()));
-            }
-        }
-        if !cur.t.is_empty() {
-            base.push(("lastModified", format!("{}..99991231235959999", cur.t)));
-        }
         let mut out = Listing::default();
         let mut next = Cursor { t: cur.t.clone(), ids: cur.ids.clone() };
-        let mut start = 0;
-        for _ in 0..MAX_PAGES {
-            let mut q = base.clone();
-            q.push(("start", start.to_string()));
-            q.push(("limit", PAGE.to_string()));
-            let v = self.client.get_json("/api/v1/search", &q).await.map_err(|e| e.to_string())?;
-            let results = v["results"].as_array().cloned().unwrap_or_default();
-            for r in &results {
-                let f = fields(r);
-                let (id, modified) = (f["id"].clone(), f["modified"].clone());
-                if modified == cur.t && cur.ids.contains(&id) {
-                    continue;
-                }
-                if modified > next.t {
-                    next = Cursor { t: modified.clone(), ids: vec![] };
-                }
-                if modified == next.t && !next.ids.contains(&id) {
-                    next.ids.push(id.clone());
-                }
-                if self.written_back(r) {
-                    out.filtered += 1;
-                    continue;
-                }
-                if !self.poll.regions.is_empty() {
-                    out.items.extend(self.per_region(r, &f));
-                    continue;
-                }
-                out.items.push(Item {
-                    id: id.clone(),
-                    rev: modified,
-                    name: f["name"].clone(),
-                    path: format!("{}/{id}", f["scheme"]),
-                    fields: f,
-                    body: None,
-                });
+        for r in &self.search(Some(&cur.t)).await? {
+            let f = fields(r);
+            let (id, modified) = (f["id"].clone(), f["modified"].clone());
+            if modified == cur.t && cur.ids.contains(&id) {
+                continue;
             }
-            start += results.len();
-            let found = v["found"].as_u64().unwrap_or(0) as usize;
-            if results.is_empty() || start >= found {
-                break;
+            if modified > next.t {
+                next = Cursor { t: modified.clone(), ids: vec![] };
             }
+            if modified == next.t && !next.ids.contains(&id) {
+                next.ids.push(id.clone());
+            }
+            if self.written_back(r) {
+                out.filtered += 1;
+                continue;
+            }
+            if !self.poll.regions.is_empty() {
+                out.items.extend(self.per_region(r, &f));
+                continue;
+            }
+            out.items.push(Item {
+                id: id.clone(),
+                rev: modified,
+                name: f["name"].clone(),
+                path: format!("{}/{id}", f["scheme"]),
+                fields: f,
+                body: None,
+            });
         }
         out.cursor = Some(serde_json::to_string(&next).map_err(|e| e.to_string())?);
         Ok(out)
