@@ -215,7 +215,16 @@ fn canto_5xx_is_a_retry_and_the_secret_is_never_in_a_reason() {
     assert!(!reason.contains(secret), "{reason}");
     let late = c.doc("u.jpg", 13, &[]);
     let Canto { emu, dir: _dir, rt } = c;
+    let addr = emu.addr();
     drop(emu);
+    // the server task is aborted, not joined: wait until the port is really closed, or the
+    // token request could still reach it and be refused (an exception, not a retry)
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(addr).is_err() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
     let d = rt.block_on(bad.deliver(&late));
     let Delivery::Retry(m) = d else { panic!("unreachable is a retry") };
     assert!(!m.contains(secret) && !m.contains("app_secret"), "{m}");
