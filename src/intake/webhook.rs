@@ -84,6 +84,8 @@ pub struct WebhookEvent {
     pub triggered_at: String,
     /// `transfer.source.*` fields.
     pub fields: BTreeMap<String, String>,
+    /// The whole payload as parsed (a retention package is built from it).
+    pub payload: Value,
 }
 
 /// A webhook intake, ready to take requests.
@@ -248,7 +250,7 @@ impl Webhook {
                 fields.insert(key.to_string(), t);
             }
         }
-        Ok(WebhookEvent { event, content_type, entry: uid, locale, triggered_at, fields })
+        Ok(WebhookEvent { event, content_type, entry: uid, locale, triggered_at, fields, payload: v })
     }
 
     /// Takes one request: authenticated, parsed, not seen before → a committed transfer of the
@@ -297,10 +299,7 @@ impl Webhook {
             )));
         }
         let (body, ext) = match &self.packager {
-            Some(p) => {
-                let payload: Value = serde_json::from_slice(body).map_err(|e| Refusal::Malformed(e.to_string()))?;
-                (p.package(&payload).await?, "zip")
-            }
+            Some(p) => (p.package(&ev.payload).await?, "zip"),
             None => (body.to_vec(), "json"),
         };
         let stem = format!("{}-{}-{}-{}", ev.content_type, ev.entry, ev.locale, ev.event.replace('.', "-"));

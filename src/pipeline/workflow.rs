@@ -266,14 +266,7 @@ impl Pipeline {
             let _ = journal.wait_checked(&w.transfer_id, later(every), None).await;
             return;
         };
-        let s = settings.unwrap_or_else(|| WorkflowSettings {
-            timeout_secs: 0,
-            check_every_secs: 30,
-            outcome_variable: "outcome".into(),
-            approved: vec!["approved".into()],
-            rejected: vec!["rejected".into()],
-            comment_variable: "comment".into(),
-        });
+        let s = settings.unwrap_or_default();
         let outcome = instance.var(&s.outcome_variable);
         let comment = instance.var(&s.comment_variable);
         let state = match &outcome {

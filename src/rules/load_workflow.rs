@@ -41,23 +41,24 @@ pub fn build_workflow(
             variables.push((name.clone(), t));
         }
     }
-    let timeout_secs = w.timeout_secs.unwrap_or(7 * 86_400);
+    let d = WorkflowSettings::default();
+    let timeout_secs = w.timeout_secs.unwrap_or(d.timeout_secs);
     if timeout_secs == 0 || timeout_secs > MAX_TIMEOUT_SECS {
         ck.report(&key.key("timeout_secs"), format!("must be between 1 and {MAX_TIMEOUT_SECS}"));
     }
-    let check_every_secs = w.check_every_secs.unwrap_or(30);
+    let check_every_secs = w.check_every_secs.unwrap_or(d.check_every_secs);
     if check_every_secs == 0 || check_every_secs > 3600 {
         ck.report(&key.key("check_every_secs"), "must be between 1 and 3600");
     }
-    let outcome_variable = w.outcome_variable.clone().unwrap_or_else(|| "outcome".into());
-    let comment_variable = w.comment_variable.clone().unwrap_or_else(|| "comment".into());
+    let outcome_variable = w.outcome_variable.clone().unwrap_or(d.outcome_variable);
+    let comment_variable = w.comment_variable.clone().unwrap_or(d.comment_variable);
     for (k, v) in [("outcome_variable", &outcome_variable), ("comment_variable", &comment_variable)] {
         if !is_ident(v) {
             ck.report(&key.key(k), format!("`{v}` is not a variable name"));
         }
     }
-    let approved = w.approved.clone().unwrap_or_else(|| vec!["approved".into()]);
-    let rejected = w.rejected.clone().unwrap_or_else(|| vec!["rejected".into()]);
+    let approved = w.approved.clone().unwrap_or(d.approved);
+    let rejected = w.rejected.clone().unwrap_or(d.rejected);
     if approved.is_empty() {
         ck.report(&key.key("approved"), "name at least one outcome that delivers");
     }

@@ -257,6 +257,21 @@ pub struct WorkflowSettings {
     pub comment_variable: String,
 }
 
+impl Default for WorkflowSettings {
+    /// What a `[workflow]` without these keys means (and how a wait whose stored settings cannot
+    /// be read is judged).
+    fn default() -> Self {
+        Self {
+            timeout_secs: 7 * 86_400,
+            check_every_secs: 30,
+            outcome_variable: "outcome".into(),
+            approved: vec!["approved".into()],
+            rejected: vec!["rejected".into()],
+            comment_variable: "comment".into(),
+        }
+    }
+}
+
 /// A workflow to start for an accepted file, rendered.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct WorkflowStart {
