@@ -46,8 +46,14 @@ check_every_secs = 1
 
 impl Review {
     fn start(source: &str, write_back: &str, rules_text: String) -> Review {
+        Self::start_with(source, write_back, rules_text, |_| {})
+    }
+
+    /// As [`Review::start`], with `prepare` run on the Canto emulator before the gateway polls it.
+    fn start_with(source: &str, write_back: &str, rules_text: String, prepare: impl FnOnce(&Canto)) -> Review {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
         let canto = rt.block_on(Canto::start(CantoSeed::default()));
+        prepare(&canto);
         let wf = rt.block_on(Workflows::start(WorkflowSeed::default()));
         let dir = tempfile::tempdir().expect("dir");
         let (cs, ws) = (dir.path().join("canto.secret"), dir.path().join("otws.secret"));
@@ -159,7 +165,9 @@ fn canto_rights_expiry_poll_starts_exactly_one_review_per_asset_per_expiry_date(
     let today = chrono::Utc::now().date_naive();
     let soon = (today + chrono::Days::new(10)).format("%Y-%m-%d").to_string();
     let later = (today + chrono::Days::new(200)).format("%Y-%m-%d").to_string();
-    let r = Review::start(
+    let ids: Vec<String> = CantoSeed::default().assets.iter().map(|a| a.id.clone()).collect();
+    // the dates are set before the gateway's first poll (the seed's own dates may fall in the window)
+    let r = Review::start_with(
         "expiring_field = \"Rights expiry\"\nexpiring_within_days = 30",
         "fields = { meta_rights_status = \"in review\" }",
         rules(
@@ -167,16 +175,16 @@ fn canto_rights_expiry_poll_starts_exactly_one_review_per_asset_per_expiry_date(
             "rights-{transfer.source.id}-{transfer.source.expiry_date}",
             r"^[a-z0-9]+-expiry-\d{4}-\d{2}-\d{2}\.json$",
         ),
+        |canto| {
+            for id in &ids {
+                let date = if *id == ids[0] { soon.clone() } else { later.clone() };
+                canto.edit(id, |a| {
+                    a.custom.insert("meta_rights_expiry".into(), date);
+                });
+            }
+        },
     );
-    let ids: Vec<String> = r.canto.assets().into_iter().map(|a| a.id).collect();
     assert!(ids.len() >= 3, "the demo seed has several assets: {ids:?}");
-    // one asset expires soon, the others long after the window
-    for id in &ids {
-        let date = if *id == ids[0] { soon.clone() } else { later.clone() };
-        r.canto.edit(id, |a| {
-            a.custom.insert("meta_rights_expiry".into(), date);
-        });
-    }
     let key = format!("rights-{}-{soon}", ids[0]);
     let instance = r.instance_for(&key);
     let searches = || r.canto.requests().iter().filter(|q| q.path == "/api/v1/search").count();
