@@ -286,7 +286,7 @@ fn rules_with_pages_channel(dir: &Path) -> PathBuf {
 }
 
 /// A copy of the shipped `rules/` (the harness's accounts upload into `invoices`).
-fn shipped_rules_copy(dir: &Path) -> PathBuf {
+pub(crate) fn shipped_rules_copy(dir: &Path) -> PathBuf {
     let rules = dir.join("rules");
     std::fs::create_dir_all(&rules).expect("mkdir");
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
@@ -332,7 +332,7 @@ fn polled_gateway(c: &Cfl, source: &str) -> Gateway {
 }
 
 /// Documents delivered into the fs target (sidecars left out), with their text.
-fn in_target(gw: &Gateway) -> BTreeMap<String, String> {
+pub(crate) fn in_target(gw: &Gateway) -> BTreeMap<String, String> {
     let root = gw.dir.path().join("ecm");
     let mut out = BTreeMap::new();
     let mut todo = vec![root.clone()];
@@ -349,7 +349,7 @@ fn in_target(gw: &Gateway) -> BTreeMap<String, String> {
     out
 }
 
-fn count(c: &Cfl, method: &str, suffix: &str) -> usize {
+pub(crate) fn count(c: &Cfl, method: &str, suffix: &str) -> usize {
     c.emu.requests().iter().filter(|r| r.method == method && r.path.ends_with(suffix) && r.status == 200).count()
 }
 
@@ -455,6 +455,11 @@ fn confluence_poll_settings_are_checked() {
     assert!(bad("cql = 'label = \"a\" ORDER BY title'", "").contains("leave out ORDER BY"));
     assert!(bad("cql = 'label = \"a\"'", "label = \"filed in ecm\"").contains("must be a Confluence label"));
     assert!(bad("cql = 'label = \"a\"'", "delivered = \"filed\"").contains("not folders"));
+    assert_eq!(bad("cql = 'label = \"a\"'\nattachments = \"zip\"", "excepted_label = \"wharf-rejected\""), "");
+    let e = bad("cql = 'label = \"a\"'\nattachments = \"all\"", "");
+    assert!(e.contains("polls[0].source.attachments") && e.contains("`none`, `items`, `zip`"), "{e}");
+    let e = bad("cql = 'label = \"a\"'", "excepted_label = \"not ok\"");
+    assert!(e.contains("polls[0].write_back.excepted_label"), "{e}");
 }
 
 #[test]

@@ -8,6 +8,7 @@ mod canto;
 mod canto_review;
 mod cli;
 mod confluence;
+mod confluence_attachments;
 mod confluence_outbound;
 mod contentstack;
 mod contentstack_poll;

@@ -75,6 +75,9 @@ pub struct RawPollSource {
     pub space: Option<String>,
     /// confluence: label the pages carry (with `space`, instead of `cql`).
     pub label: Option<String>,
+    /// confluence: what becomes of a page's attachments: `none` (default), `items` (each
+    /// attachment version its own transfer) or `zip` (the page and its attachments in one zip).
+    pub attachments: Option<String>,
     /// Include subfolders.
     #[serde(default)]
     pub recursive: bool,
@@ -112,6 +115,8 @@ pub struct RawWriteBack {
     pub label: Option<String>,
     /// confluence: content property set to the target's receipt after delivery.
     pub property: Option<String>,
+    /// confluence: label added to a page whose transfer went to the exception folder.
+    pub excepted_label: Option<String>,
     /// canto: approval status set after delivery.
     pub approval: Option<String>,
     /// canto: custom fields (id = value) set after delivery.
@@ -131,6 +136,23 @@ pub struct ConfluencePoll {
     pub label: Option<String>,
     /// Content property set to the receipt after delivery.
     pub property: Option<String>,
+    /// Label added after an exception (removed again by nothing: people clear it when fixed).
+    pub excepted_label: Option<String>,
+    /// What becomes of the pages' attachments.
+    pub attachments: PageAttachments,
+}
+
+/// What a Confluence poll does with a page's attachments.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PageAttachments {
+    /// Only the page travels.
+    #[default]
+    None,
+    /// Each attachment version is its own transfer (after its page), with the page's fields.
+    Items,
+    /// The page travels as `<title>.zip`: the HTML file, `attachments/<name>` and a
+    /// `manifest.json` with each file's sha256.
+    Zip,
 }
 
 /// What a `contentstack` poll takes.
@@ -246,15 +268,31 @@ fn confluence_source(p: &RawPoll, key: &KeyPath, ck: &mut Checker<'_>) -> Option
     {
         ck.report(&wk.key("label"), "must be a Confluence label (no spaces or punctuation)");
     }
+    if let Some(l) = &p.write_back.excepted_label
+        && !valid_label(l)
+    {
+        ck.report(&wk.key("excepted_label"), "must be a Confluence label (no spaces or punctuation)");
+    }
     if let Some(k) = &p.write_back.property
         && (k.trim().is_empty() || k.len() > 255)
     {
         ck.report(&wk.key("property"), "must be a content property key (1..255 characters)");
     }
+    let attachments = match p.source.attachments.as_deref() {
+        None | Some("none") => PageAttachments::None,
+        Some("items") => PageAttachments::Items,
+        Some("zip") => PageAttachments::Zip,
+        Some(other) => {
+            ck.report(&sk.key("attachments"), format!("`{other}` is not one of `none`, `items`, `zip`"));
+            PageAttachments::None
+        }
+    };
     (ck.problems.len() == before).then(|| ConfluencePoll {
         cql,
         label: p.write_back.label.clone(),
         property: p.write_back.property.clone(),
+        excepted_label: p.write_back.excepted_label.clone(),
+        attachments,
     })
 }
 
@@ -343,10 +381,15 @@ pub fn build(raw: &[RawPoll], config: &super::Config, ck: &mut Checker<'_>) -> V
                 && (p.source.cql.is_some()
                     || p.source.space.is_some()
                     || p.source.label.is_some()
+                    || p.source.attachments.is_some()
                     || p.write_back.label.is_some()
+                    || p.write_back.excepted_label.is_some()
                     || p.write_back.property.is_some())
             {
-                ck.report(&sk.key("cql"), "`cql`, `space`, `label` and `property` belong to `confluence` sources");
+                ck.report(
+                    &sk.key("cql"),
+                    "`cql`, `space`, `label`, `attachments`, `property` and `excepted_label` belong to `confluence` sources",
+                );
             }
             if !p.source.path.is_empty() && !p.source.path.starts_with('/') {
                 ck.report(&sk.key("path"), "must be an absolute Dropbox folder (`/Projects`), or empty for the root");

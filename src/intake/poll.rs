@@ -15,6 +15,7 @@
 
 pub mod canto;
 pub mod confluence;
+mod confluence_zip;
 pub mod contentstack;
 pub mod dropbox;
 
@@ -102,6 +103,13 @@ pub trait Source: Send + Sync {
         Ok(true)
     }
 
+    /// Items that travel after `item` (a Confluence page's attachments), taken, deduplicated
+    /// and refused like listed ones. Asked for every listed item (taken now or before) once per
+    /// process until all its children are in, since a crash may have come in between.
+    async fn children(&self, _item: &Item) -> Result<Vec<Item>, ItemError> {
+        Ok(Vec::new())
+    }
+
     /// Writes the item's body into `upload`; false when it changed while it was fetched.
     async fn fetch(&self, item: &Item, upload: &Upload) -> Result<bool, ItemError>;
 
@@ -130,12 +138,14 @@ pub struct Poller {
     source: Arc<dyn Source>,
     /// (item id, rev) → fetches that did not match the listing, since this process started.
     unsettled: std::sync::Mutex<std::collections::HashMap<(String, String), u32>>,
+    /// Listed items (id, rev) whose children are all in the spool, since this process started.
+    expanded: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
 }
 
 impl Poller {
     /// A poller for `poll`, reading `source`.
     pub fn new(spool: Arc<Spool>, poll: PollConfig, source: Arc<dyn Source>) -> Self {
-        Self { spool, poll, source, unsettled: std::sync::Mutex::default() }
+        Self { spool, poll, source, unsettled: std::sync::Mutex::default(), expanded: std::sync::Mutex::default() }
     }
 
     /// Lists the changes and takes them; advances the cursor when all are in the spool.
@@ -148,39 +158,31 @@ impl Poller {
         let cursor = journal.source_cursor(name).await.map_err(|e| e.to_string())?;
         let listing = self.source.list(cursor.as_deref()).await?;
         let mut done = Polled { skipped: listing.filtered, ..Polled::default() };
-        for mut item in listing.items {
-            if journal.source_item_taken(name, &item.id, &item.rev).await.map_err(|e| e.to_string())? {
-                done.skipped += 1;
+        let listed: std::collections::HashSet<(String, String)> =
+            listing.items.iter().map(|i| (i.id.clone(), i.rev.clone())).collect();
+        for item in listing.items {
+            let key = (item.id.clone(), item.rev.clone());
+            let Some(item) = self.offer(item, &mut done).await? else { continue };
+            if self.lock_expanded().contains(&key) {
                 continue;
             }
-            let taken = match self.source.prepare(&mut item).await {
-                Ok(true) => self.take(&item).await,
-                other => other,
-            };
-            let taken = match taken {
-                Ok(false) => self.changed_again(&item),
-                other => other,
-            };
-            match taken {
-                Ok(true) => done.taken += 1,
-                Ok(false) => {
-                    tracing::info!(poll = %name, item = %item.path, "the item changed while it was fetched; the next poll takes it");
-                    done.changed += 1;
-                }
-                Err(ItemError::Refused(why)) => {
-                    tracing::warn!(poll = %name, item = %item.path, reason = %why, "the source refuses this item; skipped");
-                    self.spool.audit().record(
-                        Event::new("source_item_refused")
-                            .account(&self.poll.account)
-                            .protocol(self.source.system())
-                            .path(&item.path)
-                            .reason(&format!("poll {name}: {} rev {}: {why}", item.id, item.rev)),
-                    );
-                    done.refused += 1;
-                }
+            let changed = done.changed;
+            let children = match self.source.children(&item).await {
+                Ok(c) => c,
                 Err(ItemError::Transient(e)) => return Err(e),
+                Err(ItemError::Refused(why)) => {
+                    self.refused(&item, &why, &mut done);
+                    Vec::new()
+                }
+            };
+            for child in children {
+                self.offer(child, &mut done).await?;
+            }
+            if done.changed == changed {
+                self.lock_expanded().insert(key);
             }
         }
+        self.lock_expanded().retain(|k| listed.contains(k));
         // The cursor moves only when everything before it is in the spool.
         let cursor = listing.cursor.filter(|_| done.changed == 0);
         let line = format!(
@@ -189,6 +191,59 @@ impl Poller {
         );
         journal.set_source_cursor(name, cursor.as_deref(), &line).await.map_err(|e| e.to_string())?;
         Ok(done)
+    }
+
+    fn lock_expanded(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<(String, String)>> {
+        self.expanded.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Takes one item unless it was taken before; the item back when it is in the spool (now
+    /// or earlier), `None` when it changed while fetched or the source refused it.
+    ///
+    /// # Errors
+    /// The source or the spool failed: the poll stops, keeping its cursor.
+    async fn offer(&self, mut item: Item, done: &mut Polled) -> Result<Option<Item>, String> {
+        let journal = self.spool.journal();
+        let name = &self.poll.name;
+        if journal.source_item_taken(name, &item.id, &item.rev).await.map_err(|e| e.to_string())? {
+            done.skipped += 1;
+            return Ok(Some(item));
+        }
+        let taken = match self.source.prepare(&mut item).await {
+            Ok(true) => self.take(&item).await,
+            other => other,
+        };
+        let taken = match taken {
+            Ok(false) => self.changed_again(&item),
+            other => other,
+        };
+        match taken {
+            Ok(true) => {
+                done.taken += 1;
+                return Ok(Some(item));
+            }
+            Ok(false) => {
+                tracing::info!(poll = %name, item = %item.path, "the item changed while it was fetched; the next poll takes it");
+                done.changed += 1;
+            }
+            Err(ItemError::Refused(why)) => self.refused(&item, &why, done),
+            Err(ItemError::Transient(e)) => return Err(e),
+        }
+        Ok(None)
+    }
+
+    /// Skips an item the source refuses for good, with an audited reason.
+    fn refused(&self, item: &Item, why: &str, done: &mut Polled) {
+        let name = &self.poll.name;
+        tracing::warn!(poll = %name, item = %item.path, reason = %why, "the source refuses this item; skipped");
+        self.spool.audit().record(
+            Event::new("source_item_refused")
+                .account(&self.poll.account)
+                .protocol(self.source.system())
+                .path(&item.path)
+                .reason(&format!("poll {name}: {} rev {}: {why}", item.id, item.rev)),
+        );
+        done.refused += 1;
     }
 
     /// Counts a fetch that did not match the listing: `Ok(false)` (try at the next poll) until

@@ -2,14 +2,25 @@
 //! watermark (the `lastmodified` of the newest page listed, kept as the poll's cursor), each
 //! page version (`item` = page id, `rev` = version number) taken once as a standalone HTML file
 //! with its labels and content properties as `transfer.source.*`; after delivery the page gets
-//! the write-back label and a content property holding the target's receipt.
+//! the write-back label and a content property holding the target's receipt (an excepted one,
+//! the `excepted_label`).
+//!
+//! Attachments (`attachments = "items" | "zip"`): each attachment version becomes its own
+//! transfer after its page (`item` = attachment id, `rev` = its version, with the page's fields
+//! as `transfer.source.page_*`), or the page travels as `<title>.zip` holding the HTML file,
+//! `attachments/<name>` and `manifest.json`. Decision (UNVERIFIED): attaching a file to a page
+//! does not change the page's version, so an attachment added later arrives with the page's
+//! next version.
 
+use super::confluence_zip;
 use super::{Item, ItemError, Listing, Source};
-use crate::config::polls::ConfluencePoll;
+use crate::config::polls::{ConfluencePoll, PageAttachments};
 use crate::spool::Upload;
 use crate::spool::journal::SourceItem;
-use crate::targets::confluence::client::Client;
+use crate::targets::confluence::client::{ApiError, Client};
+use crate::targets::confluence::page_files::{self, PageFile};
 use crate::targets::confluence::source::{self, Found};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -25,6 +36,95 @@ impl ConfluenceSource {
     pub fn new(name: &str, poll: ConfluencePoll, client: Arc<Client>) -> Self {
         Self { name: name.to_string(), poll, client }
     }
+
+    /// The item of one attachment of `page` (a prepared page item), carrying the page's fields.
+    fn attachment_item(page: &Item, file: PageFile) -> Item {
+        let mut fields = page.fields.clone();
+        for key in ["id", "version", "title", "path", "link"] {
+            if let Some(v) = fields.remove(key) {
+                fields.insert(format!("page_{key}"), v);
+            }
+        }
+        let path = format!("{}/{}", page.path, file.title);
+        let attachment = [
+            ("id", file.id.clone()),
+            ("version", file.version.to_string()),
+            ("title", file.title.clone()),
+            ("path", path.clone()),
+            ("size", file.size.to_string()),
+            ("media_type", file.media_type),
+            ("comment", file.comment),
+            ("attachment_of", page.id.clone()),
+        ];
+        fields.extend(attachment.into_iter().map(|(k, v)| (k.to_string(), v)));
+        Item { id: file.id, rev: file.version.to_string(), name: file.title, path, fields, body: None }
+    }
+
+    /// Streams one attachment version into `out` (chunk by chunk); the bytes written.
+    async fn download_into<F, Fut>(&self, item: &Item, mut out: F) -> Result<u64, ItemError>
+    where
+        F: FnMut(u64, bytes::Bytes) -> Fut,
+        Fut: Future<Output = Result<(), ItemError>>,
+    {
+        let page = item.fields.get("attachment_of").cloned().unwrap_or_default();
+        let file = PageFile {
+            id: item.id.clone(),
+            title: item.name.clone(),
+            version: item.rev.parse().unwrap_or(1),
+            size: 0,
+            media_type: String::new(),
+            comment: String::new(),
+        };
+        let mut stream = page_files::download(&self.client, &page, &file).await.map_err(|e| about(item, e))?;
+        let mut offset = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| ItemError::Transient(format!("{}: download interrupted: {e}", item.path)))?;
+            let n = chunk.len() as u64;
+            out(offset, chunk).await?;
+            offset += n;
+        }
+        Ok(offset)
+    }
+
+    /// The page item as `<title>.zip` with its attachments (the HTML file already in `body`).
+    async fn zip_page(&self, page: &mut Item) -> Result<bool, ItemError> {
+        let files = page_files::list(&self.client, &page.id).await.map_err(|e| about(page, e))?;
+        let html = page.body.take().unwrap_or_default();
+        let mut zip = confluence_zip::PageZip::new(&page.name, html).map_err(|e| refused(page, &e))?;
+        for file in files {
+            let item = Self::attachment_item(page, file);
+            let mut bytes = Vec::new();
+            let cap = confluence_zip::MAX_ZIP_BYTES.saturating_sub(zip.size());
+            let read = self
+                .download_into(&item, |_, chunk| {
+                    let fits = (bytes.len() + chunk.len()) as u64 <= cap;
+                    if fits {
+                        bytes.extend_from_slice(&chunk);
+                    }
+                    std::future::ready(if fits { Ok(()) } else { Err(refused(&item, &confluence_zip::too_large())) })
+                })
+                .await?;
+            if item.fields.get("size").is_some_and(|s| *s != read.to_string()) {
+                return Ok(false); // changed while it was read: the next poll takes the page again
+            }
+            zip.add(&item.name, &item.rev, &bytes).map_err(|e| refused(page, &e))?;
+        }
+        page.fields.insert("attachments".into(), zip.count().to_string());
+        page.body = Some(zip.finish().map_err(|e| refused(page, &e))?);
+        Ok(true)
+    }
+}
+
+/// A failure about one item: 404/413/422 are about it alone (refused), the rest transient.
+fn about(item: &Item, e: ApiError) -> ItemError {
+    match e.status() {
+        Some(404 | 413 | 422) => ItemError::Refused(format!("{}: {e}", item.path)),
+        _ => ItemError::Transient(format!("{}: {e}", item.path)),
+    }
+}
+
+fn refused(item: &Item, why: &str) -> ItemError {
+    ItemError::Refused(format!("{}: {why}", item.path))
 }
 
 fn newer(a: &str, b: &str) -> bool {
@@ -63,13 +163,17 @@ impl Source for ConfluenceSource {
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect();
-            items.push(Item { path, name: format!("{title}.html"), id, rev: version.to_string(), fields, body: None });
+            let ext = if self.poll.attachments == PageAttachments::Zip { "zip" } else { "html" };
+            items.push(Item { path, name: format!("{title}.{ext}"), id, rev: version.to_string(), fields, body: None });
         }
         tracing::debug!(poll = %self.name, pages = items.len(), "CQL search");
         Ok(Listing { items, filtered: 0, cursor: watermark })
     }
 
     async fn prepare(&self, item: &mut Item) -> Result<bool, ItemError> {
+        if item.fields.contains_key("attachment_of") {
+            return Ok(true); // listed with its page's fields; the bytes come in `fetch`
+        }
         let f = Found {
             id: item.id.clone(),
             version: item
@@ -85,25 +189,57 @@ impl Source for ConfluenceSource {
             Some(413 | 422) => ItemError::Refused(format!("{}: {e}", item.path)),
             _ => ItemError::Transient(format!("{}: {e}", item.path)),
         })?;
-        match fetched {
-            Some(fetched) => {
-                item.fields.extend(fetched.fields);
-                item.body = Some(fetched.html);
-                Ok(true)
-            }
-            None => Ok(false),
+        let Some(fetched) = fetched else { return Ok(false) };
+        item.fields.extend(fetched.fields);
+        item.body = Some(fetched.html);
+        if self.poll.attachments == PageAttachments::Zip {
+            return self.zip_page(item).await;
         }
-    }
-
-    async fn fetch(&self, item: &Item, upload: &Upload) -> Result<bool, ItemError> {
-        let Some(body) = &item.body else { return Ok(false) };
-        upload.write_at(0, body.clone()).await.map_err(|e| ItemError::Transient(format!("{}: {e}", item.path)))?;
         Ok(true)
     }
 
+    async fn children(&self, page: &Item) -> Result<Vec<Item>, ItemError> {
+        if self.poll.attachments != PageAttachments::Items || page.fields.contains_key("attachment_of") {
+            return Ok(Vec::new());
+        }
+        let mut page = page.clone();
+        // taken in an earlier process: its fields are read again for the attachments
+        if !page.fields.contains_key("link") && !self.prepare(&mut page).await? {
+            return Ok(Vec::new()); // moved on: its next version brings the attachments
+        }
+        let files = page_files::list(&self.client, &page.id).await.map_err(|e| about(&page, e))?;
+        Ok(files.into_iter().map(|f| Self::attachment_item(&page, f)).collect())
+    }
+
+    async fn fetch(&self, item: &Item, upload: &Upload) -> Result<bool, ItemError> {
+        if let Some(body) = &item.body {
+            upload.write_at(0, body.clone()).await.map_err(|e| ItemError::Transient(format!("{}: {e}", item.path)))?;
+            return Ok(true);
+        }
+        if !item.fields.contains_key("attachment_of") {
+            return Ok(false);
+        }
+        let read = self
+            .download_into(item, |offset, chunk| async move {
+                upload
+                    .write_at(offset, chunk.to_vec())
+                    .await
+                    .map_err(|e| ItemError::Transient(format!("{}: {e}", item.path)))
+            })
+            .await?;
+        Ok(item.fields.get("size").is_none_or(|s| *s == read.to_string()))
+    }
+
     async fn write_back(&self, item: &SourceItem, state: &str, receipt: Option<&str>) -> Result<String, String> {
+        if item.field_map().contains_key("attachment_of") {
+            return Ok(format!("{state}: none (an attachment; its page is written back)"));
+        }
         if state != "delivered" {
-            return Ok(format!("{state}: none"));
+            let Some(label) = &self.poll.excepted_label else { return Ok(format!("{state}: none")) };
+            source::add_label(&self.client, &item.item, label)
+                .await
+                .map_err(|e| format!("page {}: label: {e}", item.item))?;
+            return Ok(format!("{state}: label {label}"));
         }
         let mut done = Vec::new();
         if let Some(label) = &self.poll.label {

@@ -16,6 +16,7 @@
 
 pub mod client;
 pub mod oauth;
+pub mod page_files;
 mod pages;
 pub mod publish;
 pub mod source;

@@ -253,6 +253,48 @@ impl Emulator {
         labels.iter().all(|l| st.add_label(id, "global", l))
     }
 
+    /// Attaches `bytes` to a page as another user would (a new attachment, or a new version of
+    /// the one with that title; the page's version stays). Returns the attachment id (`att…`).
+    pub fn attach(&self, page_id: &str, title: &str, bytes: &[u8]) -> Option<String> {
+        let id: u64 = page_id.parse().ok()?;
+        let other = self.shared.other_account_id.clone();
+        let mut st = self.shared.st();
+        let existing = st.pages.get(&id)?.attachments.iter().position(|a| a.title == title);
+        let aid = match existing {
+            Some(ix) => st.pages.get(&id)?.attachments[ix].id,
+            None => st.next(),
+        };
+        let number = existing.and_then(|ix| st.pages.get(&id)?.attachments[ix].current().map(|v| v.version.number));
+        let number = number.map_or(1, |n| n + 1);
+        let path = self.shared.dir.join(format!("att{aid}-v{number}"));
+        std::fs::write(&path, bytes).ok()?;
+        let now = chrono::Utc::now();
+        let v = state::AttVersion {
+            version: state::version(number, &other, now, "", false),
+            size: bytes.len() as u64,
+            sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes)),
+            media_type: http::guess_mime(title, None),
+            path,
+        };
+        let file_id = state::uuid_from(aid, u64::from(number));
+        let p = st.pages.get_mut(&id)?;
+        match existing {
+            Some(ix) => {
+                p.attachments[ix].versions.push(v);
+                p.attachments[ix].file_ids.push(file_id);
+            }
+            None => p.attachments.push(state::Attachment {
+                id: aid,
+                file_ids: vec![file_id],
+                title: title.to_string(),
+                comment: String::new(),
+                created_at: now,
+                versions: vec![v],
+            }),
+        }
+        Some(format!("att{aid}"))
+    }
+
     /// The bytes of an attachment's current version.
     pub fn attachment_bytes(&self, page_id: &str, title: &str) -> Option<Vec<u8>> {
         let st = self.shared.st();

@@ -1,0 +1,134 @@
+//! A Confluence page's attachments through a poll: as their own transfers after their page
+//! (`attachments = "items"`, once each across a restart, a new attachment version taken with
+//! the page's next version), or zipped with the page (`attachments = "zip"`, hostile file names
+//! kept inside the package, a manifest with checksums); and the `excepted_label` write-back.
+
+use crate::confluence::{Cfl, count, in_target, shipped_rules_copy};
+use crate::support::{Gateway, Options};
+use std::io::Read;
+
+const RULES: &str = r#"
+[[accept]]
+name = "page"
+pattern = '^(Design Spec|Runbook) (?P<doc>[A-Z]+-\d+)\.(html|zip)$'
+max_size = "10 MiB"
+extensions = ["html", "zip"]
+
+[[accept]]
+name = "attachment"
+pattern = '^(?P<file>[^/]+)\.pdf$'
+extensions = ["pdf"]
+content = "pdf"
+
+[metadata]
+fields = { space = "{transfer.source.space}", source_id = "{transfer.source.id}" }
+
+[target]
+name = "demo-ecm"
+destination = "confluence/{transfer.source.space}/{file.name}"
+conflict = "version"
+"#;
+
+/// A gateway polling the approved ENG pages with `attachments = "<mode>"`, the write-back label
+/// `filed-in-ecm` and `excepted_label = "wharf-rejected"`.
+fn gateway(c: &Cfl, mode: &str) -> Gateway {
+    let rules = shipped_rules_copy(c.dir.path());
+    std::fs::write(rules.join("pages.toml"), RULES).expect("rule file");
+    let extra = format!(
+        "[pipeline]\nrules = \"{}\"\nworkers = 2\n\n[[targets]]\nname = \"demo-ecm\"\ntype = \"fs\"\nroot = \"ecm\"\n{}\n\
+         [[accounts]]\nname = \"confluence-intake\"\ndisabled = true\n\
+         [[polls]]\nname = \"approved-pages\"\nchannel = \"pages\"\naccount = \"confluence-intake\"\nevery_secs = 1\n\
+         [polls.source]\ntype = \"confluence\"\ntarget = \"wiki\"\ncql = 'type=page AND space=\"ENG\" AND label=\"approved\"'\n\
+         attachments = \"{mode}\"\n\
+         [polls.write_back]\nlabel = \"filed-in-ecm\"\nexcepted_label = \"wharf-rejected\"\n",
+        rules.display(),
+        c.target_toml("")
+    );
+    Gateway::start(Options { extra, ..Options::default() })
+}
+
+fn attachment_listings(c: &Cfl) -> usize {
+    count(c, "GET", "/attachments")
+        + c.emu.requests().iter().filter(|r| r.method == "GET" && r.path.contains("/attachments?")).count()
+}
+
+#[test]
+fn confluence_attachments_as_items_follow_their_page_once_across_a_restart() {
+    let c = Cfl::start();
+    let ds = c.emu.pages_in("ENG").into_iter().find(|p| p.title == "Design Spec DS-001").expect("page");
+    let rb = c.emu.pages_in("ENG").into_iter().find(|p| p.title == "Runbook RB-010").expect("page");
+    c.emu.attach(&rb.id, "restart.exe", b"MZ\x90\x00 not a pdf").expect("attached");
+    let odd = c.emu.add_page("ENG", "Untitled draft", "<p>No document number.</p>", &["approved"]);
+    let mut gw = gateway(&c, "items");
+    gw.wait_for(60, "3 delivered and 2 excepted", || {
+        gw.in_state("delivered").len() == 3 && gw.in_state("excepted").len() == 2
+    });
+    let docs = in_target(&gw);
+    let pdf = &docs["confluence/ENG/DS-001-architecture.pdf"];
+    assert_eq!(pdf.as_bytes(), c.emu.attachment_bytes(&ds.id, "DS-001-architecture.pdf").expect("bytes").as_slice());
+    let meta = std::fs::read_to_string(gw.dir.path().join("ecm/confluence/ENG/DS-001-architecture.pdf.metadata.json"))
+        .expect("sidecar");
+    let meta: serde_json::Value = serde_json::from_str(&meta).expect("json");
+    assert_eq!(meta["metadata"]["space"], "ENG", "{meta}");
+    let own_id = meta["metadata"]["source_id"].as_str().unwrap_or_default();
+    assert!(own_id.starts_with("att"), "the attachment's own id: {meta}");
+    let excepted: Vec<String> = gw.in_state("excepted").into_iter().map(|t| t.name).collect();
+    assert!(excepted.contains(&"restart.exe".to_string()) && excepted.contains(&"Untitled draft.html".to_string()));
+    // write-back: pages only; the excepted page gets the excepted label, the attachment nothing
+    gw.wait_for(30, "the excepted page's label", || {
+        c.emu.page(&odd).is_some_and(|p| p.labels.contains(&"wharf-rejected".to_string()))
+    });
+    gw.wait_for(30, "the delivered pages' label", || {
+        [&ds.id, &rb.id].iter().all(|id| c.emu.page(id).is_some_and(|p| p.labels.contains(&"filed-in-ecm".to_string())))
+    });
+    assert_eq!(count(&c, "POST", "/label"), 3, "one label per page");
+    // a restart lists the pages' attachments again, and takes nothing twice
+    let listed_before = attachment_listings(&c);
+    gw.kill9();
+    gw.spawn();
+    gw.wait_for(30, "the attachments listed again", || attachment_listings(&c) > listed_before);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(gw.transfers().len(), 5, "nothing taken twice");
+    // a new version of the pdf comes with the page's next version
+    c.emu.attach(&ds.id, "DS-001-architecture.pdf", b"%PDF-1.4\n% revised diagram\n%%EOF\n").expect("v2");
+    assert_eq!(c.emu.edit_page(&ds.id, "<p>Architecture, revised.</p>"), Some(4));
+    gw.wait_for(60, "the page and its new attachment version", || gw.in_state("delivered").len() == 5);
+    let docs = in_target(&gw);
+    let v2 = docs.get("confluence/ENG/DS-001-architecture.v2.pdf").map(String::as_str).unwrap_or_default();
+    assert!(v2.contains("revised diagram"), "a new version beside the first: {docs:?}");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(gw.transfers().len(), 7, "page v4 and the pdf v2, nothing else");
+}
+
+#[test]
+fn confluence_a_page_as_zip_carries_its_attachments_with_safe_names_and_a_manifest() {
+    let c = Cfl::start();
+    let ds = c.emu.pages_in("ENG").into_iter().find(|p| p.title == "Design Spec DS-001").expect("page");
+    c.emu.attach(&ds.id, "../../../etc/cron.d/evil", b"* * * * * root sh").expect("attached");
+    c.emu.attach(&ds.id, "notes.txt", b"release notes").expect("attached");
+    let gw = gateway(&c, "zip");
+    gw.wait_for(60, "both pages delivered", || gw.in_state("delivered").len() == 2);
+    let zip_path = gw.dir.path().join("ecm/confluence/ENG/Design Spec DS-001.zip");
+    let bytes =
+        std::fs::read(&zip_path).unwrap_or_else(|e| panic!("{}: {e}: {:?}", zip_path.display(), in_target(&gw).keys()));
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("a zip");
+    let names: Vec<String> =
+        (0..archive.len()).map(|i| archive.by_index(i).expect("entry").name().expect("name").to_string()).collect();
+    assert_eq!(names.first().map(String::as_str), Some("Design Spec DS-001.html"), "{names:?}");
+    assert!(names.contains(&"attachments/DS-001-architecture.pdf".to_string()), "{names:?}");
+    assert!(names.contains(&"attachments/notes.txt".to_string()), "{names:?}");
+    assert!(names.iter().all(|n| !n.contains("..") && !n.starts_with('/')), "nothing escapes: {names:?}");
+    assert_eq!(names.iter().filter(|n| n.starts_with("attachments/") && n.ends_with("evil")).count(), 1, "{names:?}");
+    let mut text = String::new();
+    archive.by_name("manifest.json").expect("manifest").read_to_string(&mut text).expect("read");
+    let manifest: serde_json::Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(manifest["attachments"], 3, "{manifest}");
+    let pdf = c.emu.attachment_bytes(&ds.id, "DS-001-architecture.pdf").expect("bytes");
+    let entry = manifest["files"].as_array().expect("files").iter().find(|f| f["title"] == "DS-001-architecture.pdf");
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&pdf));
+    assert_eq!(entry.map(|e| e["sha256"].clone()), Some(serde_json::json!(sha)), "{manifest}");
+    let mut html = String::new();
+    archive.by_name("Design Spec DS-001.html").expect("page").read_to_string(&mut html).expect("read");
+    assert!(html.contains("Architecture of the Harbor transfer gateway."), "{html}");
+    assert_eq!(gw.transfers().len(), 2, "one transfer per page");
+}
