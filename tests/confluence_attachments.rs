@@ -1,10 +1,11 @@
 //! A Confluence page's attachments through a poll: as their own transfers after their page
 //! (`attachments = "items"`, once each across a restart, a new attachment version taken with
 //! the page's next version), or zipped with the page (`attachments = "zip"`, hostile file names
-//! kept inside the package, a manifest with checksums); and the `excepted_label` write-back.
+//! kept inside the package, a manifest with checksums); the `excepted_label` write-back; and a
+//! page missing a required field, fixed by a `.meta.json` override at its resubmission.
 
 use crate::confluence::{Cfl, count, in_target, shipped_rules_copy};
-use crate::support::{Gateway, Options};
+use crate::support::{Gateway, Options, text};
 use std::io::Read;
 
 const RULES: &str = r#"
@@ -32,8 +33,13 @@ conflict = "version"
 /// A gateway polling the approved ENG pages with `attachments = "<mode>"`, the write-back label
 /// `filed-in-ecm` and `excepted_label = "wharf-rejected"`.
 fn gateway(c: &Cfl, mode: &str) -> Gateway {
+    gateway_with(c, mode, RULES)
+}
+
+/// [`gateway`] with `rules` as the channel's rule file.
+fn gateway_with(c: &Cfl, mode: &str, rules_text: &str) -> Gateway {
     let rules = shipped_rules_copy(c.dir.path());
-    std::fs::write(rules.join("pages.toml"), RULES).expect("rule file");
+    std::fs::write(rules.join("pages.toml"), rules_text).expect("rule file");
     let extra = format!(
         "[pipeline]\nrules = \"{}\"\nworkers = 2\n\n[[targets]]\nname = \"demo-ecm\"\ntype = \"fs\"\nroot = \"ecm\"\n{}\n\
          [[accounts]]\nname = \"confluence-intake\"\ndisabled = true\n\
@@ -131,4 +137,57 @@ fn confluence_a_page_as_zip_carries_its_attachments_with_safe_names_and_a_manife
     archive.by_name("Design Spec DS-001.html").expect("page").read_to_string(&mut html).expect("read");
     assert!(html.contains("Architecture of the Harbor transfer gateway."), "{html}");
     assert_eq!(gw.transfers().len(), 2, "one transfer per page");
+}
+
+#[test]
+fn confluence_a_page_missing_a_required_field_is_fixed_by_a_meta_json_override_and_written_back() {
+    const OWNED: &str = r#"
+[[accept]]
+name = "page"
+pattern = '^(?P<title>.+)\.html$'
+extensions = ["html"]
+
+[metadata]
+fields = { owner = "{transfer.source.prop_owner}", title = "{title}" }
+required = ["owner"]
+overridable = ["owner"]
+
+[target]
+name = "demo-ecm"
+destination = "confluence/{transfer.source.space}/{file.name}"
+conflict = "version"
+"#;
+    let c = Cfl::start();
+    let id = c.emu.add_page("ENG", "Orphan Note", "<p>Nobody owns this yet.</p>", &["approved"]);
+    let gw = gateway_with(&c, "none", OWNED);
+    gw.wait_for(60, "the seeded pages delivered and the orphan excepted", || {
+        gw.in_state("delivered").len() == 2 && gw.in_state("excepted").len() == 1
+    });
+    let dir = gw.spool().join("exceptions/pages/confluence-intake");
+    let reason = std::fs::read_to_string(dir.join("Orphan Note.html.error.txt")).expect("reason file");
+    assert!(reason.contains("owner"), "the reason names the missing field: {reason}");
+    gw.wait_for(30, "the excepted label", || {
+        c.emu.page(&id).is_some_and(|p| p.labels.contains(&"wharf-rejected".to_string()))
+    });
+    // ops give the owner in an override and resubmit the page
+    let meta = gw.dir.path().join("owner.json");
+    std::fs::write(&meta, r#"{"owner": "Jane Doe"}"#).expect("meta");
+    let folder = "/exceptions/pages/confluence-intake";
+    let out = gw.sftp(
+        "ops",
+        &format!(
+            "put {} \"{folder}/retry/Orphan Note.html.meta.json\"\nrename \"{folder}/Orphan Note.html\" \"{folder}/retry/Orphan Note.html\"\n",
+            meta.display()
+        ),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    gw.wait_for(30, "the resubmitted page delivered", || gw.in_state("delivered").len() == 3);
+    let m: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(gw.dir.path().join("ecm/confluence/ENG/Orphan Note.html.metadata.json")).expect("sidecar"),
+    )
+    .expect("json");
+    assert_eq!(m["metadata"]["owner"], "Jane Doe", "{m}");
+    gw.wait_for(30, "the delivered write-back after the resubmission", || {
+        c.emu.page(&id).is_some_and(|p| p.labels.contains(&"filed-in-ecm".to_string()))
+    });
 }

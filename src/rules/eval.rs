@@ -356,11 +356,19 @@ impl RuleSet {
             "Ask the channel's owner: the rule needs a value this file, its account or its transfer does not give.";
         let mut meta = BTreeMap::new();
         let own: BTreeSet<&str> = entry.fields.iter().map(|f| f.name.as_str()).collect();
+        // An overridable field that cannot be made may still come from a sidecar or override.
+        let mut unmade = Vec::new();
         for f in m.fields.iter().filter(|f| !own.contains(f.name.as_str())).chain(&entry.fields) {
-            let v = ctx.render(&f.template, &BTreeMap::new()).map_err(|err| {
-                f.site.reject(K::Metadata, e, but(format!("its field `{}` cannot be made: {err}", f.name)), no_value)
-            })?;
-            meta.insert(f.name.clone(), v);
+            match ctx.render(&f.template, &BTreeMap::new()) {
+                Ok(v) => {
+                    meta.insert(f.name.clone(), v);
+                }
+                Err(err) if m.overridable.contains(&f.name) => unmade.push((f, err)),
+                Err(err) => {
+                    let why = but(format!("its field `{}` cannot be made: {err}", f.name));
+                    return Err(f.site.reject(K::Metadata, e, why, no_value));
+                }
+            }
         }
         let mut overridden = BTreeSet::new();
         let sidecar = sidecar_name(name);
@@ -383,6 +391,14 @@ impl RuleSet {
         }
         if let Some(text) = &ctx.input.overrides {
             self.apply(text, "resubmit override", entry, name, &mut meta, &mut overridden)?;
+        }
+        if let Some((f, err)) = unmade.into_iter().find(|(f, _)| !overridden.contains(&f.name)) {
+            let why = but(format!("its field `{}` cannot be made: {err}", f.name));
+            let fix = format!(
+                "Give `{}` in {sidecar} (a JSON object) and resubmit the file; `{}` may be overridden.",
+                f.name, f.name
+            );
+            return Err(f.site.reject(K::Metadata, e, why, fix));
         }
         for l in &m.lookups {
             if overridden.contains(&l.field) {

@@ -140,3 +140,22 @@ fn a_sidecar_policy_without_overridable_fields_is_a_load_error() {
     let err = super::tests::parse_in(&text, super::tests::tables().path()).expect_err("pointless sidecar");
     assert!(err.to_string().contains("metadata.sidecar: a sidecar can only set `overridable` fields"), "{err}");
 }
+
+#[test]
+fn an_overridable_field_its_template_cannot_make_is_taken_from_an_override_or_named_in_the_remedy() {
+    let rule = RULE
+        .replace("status = \"new\"", "status = \"new\", owner = \"{transfer.source.prop_owner}\"")
+        .replace("overridable = [\"po_number\"", "overridable = [\"owner\", \"po_number\"");
+    let rej = outcome(&rule, &input("INV-ACME-1.pdf", None, None)).expect_err("no owner");
+    assert_eq!(rej.kind, RejectionKind::Metadata);
+    assert!(rej.reason.contains("`owner` cannot be made"), "{}", rej.reason);
+    assert!(rej.remedy.contains("INV-ACME-1.pdf.meta.json") && rej.remedy.contains("`owner`"), "{}", rej.remedy);
+    let meta = outcome(&rule, &input("INV-ACME-1.pdf", None, Some(r#"{"owner": "Jane Doe"}"#))).expect("overridden");
+    assert_eq!(meta["owner"], "Jane Doe");
+    let meta = outcome(&rule, &input("INV-ACME-1.pdf", Some(r#"{"owner": "Ops"}"#), None)).expect("from the sidecar");
+    assert_eq!(meta["owner"], "Ops");
+    // not overridable: the template's failure stands whatever the sidecar says
+    let fixed = RULE.replace("status = \"new\"", "status = \"{transfer.source.prop_status}\"");
+    let rej = outcome(&fixed, &input("INV-ACME-1.pdf", Some(r#"{"po_number": "1"}"#), None)).expect_err("status");
+    assert!(rej.reason.contains("`status` cannot be made"), "{}", rej.reason);
+}
