@@ -7,6 +7,11 @@
 //! file, and a writer whose file grew behind its back (a second process, such as
 //! `wharf outbound run` beside `wharf serve`) re-reads the last line first, so the chain holds
 //! with several writers.
+//!
+//! A last line torn by a crash or a full disk (no newline at the end) would make the next line
+//! chain onto the fragment; on open the fragment is moved aside into `<trail>.torn-<time>` (kept
+//! as evidence), the trail is cut back to its last whole line, and an `audit_tail_repaired`
+//! event says so.
 
 use chrono::Utc;
 use serde::Serialize;
@@ -135,6 +140,35 @@ fn last_line_hash(file: &File) -> io::Result<(String, u64)> {
     Ok((if last.is_empty() { GENESIS.to_string() } else { line_hash(last) }, len))
 }
 
+/// Moves a torn last line (the bytes after the last newline) into `<path>.torn-<time>` and cuts
+/// the trail back to its last whole line. Returns the fragment's length and where it went.
+fn repair_torn_tail(file: &File, path: &Path) -> io::Result<Option<(u64, PathBuf)>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(None);
+    }
+    let mut f = file.try_clone()?;
+    let start = len.saturating_sub(64 * 1024);
+    f.seek(SeekFrom::Start(start))?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf)?;
+    if buf.last() == Some(&b'\n') {
+        return Ok(None);
+    }
+    let cut = buf.iter().rposition(|b| *b == b'\n').map_or(start, |i| start + i as u64 + 1);
+    let fragment = &buf[(cut - start) as usize..];
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(format!(".torn-{}", Utc::now().format("%Y%m%dT%H%M%S%.3fZ")));
+    let aside = PathBuf::from(aside);
+    let mut out = OpenOptions::new().create_new(true).write(true).open(&aside)?;
+    out.write_all(fragment)?;
+    out.sync_all()?;
+    file.set_len(cut)?;
+    file.sync_all()?;
+    Ok(Some((fragment.len() as u64, aside)))
+}
+
 /// Holds an exclusive `flock` on the trail while a line is appended.
 struct FileLock<'a>(&'a File);
 
@@ -206,11 +240,23 @@ impl Audit {
             std::fs::create_dir_all(dir).map_err(err)?;
         }
         let file = OpenOptions::new().create(true).append(true).read(true).open(path).map_err(err)?;
-        let (prev, len) = {
+        let (prev, len, torn) = {
             let _lock = FileLock::new(&file);
-            last_line_hash(&file).map_err(err)?
+            let torn = repair_torn_tail(&file, path).map_err(err)?;
+            let (prev, len) = last_line_hash(&file).map_err(err)?;
+            (prev, len, torn)
         };
-        Ok(Self { path: path.to_path_buf(), tail: Mutex::new(Tail { file, prev, len }) })
+        let audit = Self { path: path.to_path_buf(), tail: Mutex::new(Tail { file, prev, len }) };
+        if let Some((bytes, aside)) = torn {
+            let why = format!(
+                "the trail ended in a torn line of {bytes} bytes (a crash or a full disk while it was written); \
+                 the fragment was moved to {} and the trail cut back to its last whole line",
+                aside.display()
+            );
+            tracing::warn!(path = %path.display(), "{why}");
+            audit.record(Event::new("audit_tail_repaired").reason(&why));
+        }
+        Ok(audit)
     }
 
     /// The trail's path.
@@ -308,6 +354,36 @@ mod tests {
             b.record(Event::new("package_published").size(i));
         }
         assert_eq!(verify(&p)?, 10);
+        Ok(())
+    }
+
+    #[test]
+    fn a_torn_last_line_is_moved_aside_and_the_chain_goes_on() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let p = dir.path().join("audit.jsonl");
+        let a = Audit::open(&p)?;
+        a.record(Event::new("login_ok").account("acme"));
+        a.record(Event::new("upload_completed").size(7));
+        drop(a);
+        // a crash in the middle of a write leaves half a line
+        let mut f = OpenOptions::new().append(true).open(&p)?;
+        f.write_all(b"{\"ts\":\"2026-12-03T10:00:00Z\",\"event\":\"upl")?;
+        drop(f);
+        let a = Audit::open(&p)?;
+        a.record(Event::new("login_ok").account("globex"));
+        assert_eq!(verify(&p)?, 4, "two old lines, the repair, the new one");
+        let text = std::fs::read_to_string(&p)?;
+        assert!(text.lines().nth(2).is_some_and(|l| l.contains("audit_tail_repaired")), "{text}");
+        let torn: Vec<_> = std::fs::read_dir(dir.path())?
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("audit.jsonl.torn-"))
+            .collect();
+        assert_eq!(torn.len(), 1);
+        assert!(std::fs::read_to_string(torn[0].path())?.ends_with("\"event\":\"upl"));
+        // a whole trail is left alone
+        drop(a);
+        Audit::open(&p)?;
+        assert_eq!(verify(&p)?, 4);
         Ok(())
     }
 
