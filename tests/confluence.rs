@@ -278,15 +278,8 @@ fn confluence_oauth_access_tokens_are_renewed_with_the_rotating_refresh_token() 
     assert!(!why.contains("wharf-oauth-secret") && !why.contains(second.trim()), "{why}");
 }
 
-/// A copy of the shipped rules plus `pages.toml`, the channel the Confluence poll feeds.
-fn rules_with_pages_channel(dir: &Path) -> PathBuf {
-    let rules = shipped_rules_copy(dir);
-    std::fs::write(rules.join("pages.toml"), PAGES_RULES).expect("rule file");
-    rules
-}
-
 /// A copy of the shipped `rules/` (the harness's accounts upload into `invoices`).
-pub(crate) fn shipped_rules_copy(dir: &Path) -> PathBuf {
+fn shipped_rules_copy(dir: &Path) -> PathBuf {
     let rules = dir.join("rules");
     std::fs::create_dir_all(&rules).expect("mkdir");
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
@@ -318,13 +311,19 @@ conflict = "version"
 /// A gateway whose channel `pages` is fed by a poll of the emulator (`source` lines), with the
 /// write-back label `filed-in-ecm` and property `wharf-receipt`, delivering into the fs target.
 fn polled_gateway(c: &Cfl, source: &str) -> Gateway {
-    let rules = rules_with_pages_channel(c.dir.path());
+    poll_gateway(c, PAGES_RULES, source, "label = \"filed-in-ecm\"\nproperty = \"wharf-receipt\"\n")
+}
+
+/// A gateway whose channel `pages` (rule file `rules_text`) is fed by the poll `approved-pages`
+/// of the emulator (`source` and `write_back` lines of its tables), into the fs target `ecm/`.
+pub(crate) fn poll_gateway(c: &Cfl, rules_text: &str, source: &str, write_back: &str) -> Gateway {
+    let rules = shipped_rules_copy(c.dir.path());
+    std::fs::write(rules.join("pages.toml"), rules_text).expect("rule file");
     let extra = format!(
         "[pipeline]\nrules = \"{}\"\nworkers = 2\n\n[[targets]]\nname = \"demo-ecm\"\ntype = \"fs\"\nroot = \"ecm\"\n{}\n\
          [[accounts]]\nname = \"confluence-intake\"\ndisabled = true\nattributes = {{ partner_id = \"WIKI\" }}\n\
          [[polls]]\nname = \"approved-pages\"\nchannel = \"pages\"\naccount = \"confluence-intake\"\nevery_secs = 1\n\
-         [polls.source]\ntype = \"confluence\"\ntarget = \"wiki\"\n{source}\n\
-         [polls.write_back]\nlabel = \"filed-in-ecm\"\nproperty = \"wharf-receipt\"\n",
+         [polls.source]\ntype = \"confluence\"\ntarget = \"wiki\"\n{source}\n[polls.write_back]\n{write_back}",
         rules.display(),
         c.target_toml("")
     );

@@ -4,8 +4,8 @@
 //! kept inside the package, a manifest with checksums); the `excepted_label` write-back; and a
 //! page missing a required field, fixed by a `.meta.json` override at its resubmission.
 
-use crate::confluence::{Cfl, count, in_target, shipped_rules_copy};
-use crate::support::{Gateway, Options, text};
+use crate::confluence::{Cfl, count, in_target, poll_gateway};
+use crate::support::{Gateway, text};
 use std::io::Read;
 
 const RULES: &str = r#"
@@ -36,21 +36,10 @@ fn gateway(c: &Cfl, mode: &str) -> Gateway {
     gateway_with(c, mode, RULES)
 }
 
-/// [`gateway`] with `rules` as the channel's rule file.
+/// [`gateway`] with `rules_text` as the channel's rule file.
 fn gateway_with(c: &Cfl, mode: &str, rules_text: &str) -> Gateway {
-    let rules = shipped_rules_copy(c.dir.path());
-    std::fs::write(rules.join("pages.toml"), rules_text).expect("rule file");
-    let extra = format!(
-        "[pipeline]\nrules = \"{}\"\nworkers = 2\n\n[[targets]]\nname = \"demo-ecm\"\ntype = \"fs\"\nroot = \"ecm\"\n{}\n\
-         [[accounts]]\nname = \"confluence-intake\"\ndisabled = true\n\
-         [[polls]]\nname = \"approved-pages\"\nchannel = \"pages\"\naccount = \"confluence-intake\"\nevery_secs = 1\n\
-         [polls.source]\ntype = \"confluence\"\ntarget = \"wiki\"\ncql = 'type=page AND space=\"ENG\" AND label=\"approved\"'\n\
-         attachments = \"{mode}\"\n\
-         [polls.write_back]\nlabel = \"filed-in-ecm\"\nexcepted_label = \"wharf-rejected\"\n",
-        rules.display(),
-        c.target_toml("")
-    );
-    Gateway::start(Options { extra, ..Options::default() })
+    let source = format!("cql = 'type=page AND space=\"ENG\" AND label=\"approved\"'\nattachments = \"{mode}\"\n");
+    poll_gateway(c, rules_text, &source, "label = \"filed-in-ecm\"\nexcepted_label = \"wharf-rejected\"\n")
 }
 
 fn attachment_listings(c: &Cfl) -> usize {
