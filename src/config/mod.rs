@@ -116,6 +116,13 @@ pub struct HotFolderConfig {
     pub account: String,
 }
 
+/// `[pipeline] workers` when unset. A worker is an async task that spends most of a small file's
+/// time waiting for fsyncs (the delivered file, its metadata, the folder, the journal), not on
+/// a core: with 4, deliveries fell behind 16 concurrent SFTP uploaders on 2 cores (ingest ratio
+/// 0.53 against OpenSSH's upload), with 16 they kept up (0.88; benches/small-files, 2026-12-03).
+/// Remote targets keep their own concurrency limits.
+pub const DEFAULT_WORKERS: usize = 16;
+
 /// The rules pipeline.
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
@@ -418,7 +425,7 @@ fn build(raw: &RawConfig, base: &Path, file: &Path, ck: &mut Checker<'_>) -> Con
         .map(|(i, a)| build_account(a, &root.key("accounts").index(i), base, &names, ck))
         .collect();
     let pipeline = raw.pipeline.as_ref().map(|p| {
-        let workers = p.workers.unwrap_or(4);
+        let workers = p.workers.unwrap_or(DEFAULT_WORKERS);
         if workers == 0 || workers > 256 {
             ck.report(&root.key("pipeline").key("workers"), "must be between 1 and 256");
         }
