@@ -188,6 +188,28 @@ fn outbound_delete_after_download_waits_for_a_complete_download() {
 }
 
 #[test]
+fn outbound_delete_after_download_over_ftp_counts_only_what_the_data_connection_took() {
+    let gw = start(job("daily", &format!("{DIR_SOURCE}[jobs.package]\ndelete_after_download = true\n")));
+    // larger than loopback's socket buffers, so a client that stops early makes the server's write fail
+    export(&gw, "big.bin", 24 << 20, 8);
+    assert!(run_job(&gw, "daily").status.success());
+    let name = format!("ACME-{}-0001.zip", today());
+    let url = gw.ftp_url("acme", &format!("/outbound/{name}"));
+    let part = curl(&["-r", "0-999", "-o", "/dev/null", &url]);
+    assert!(part.status.success(), "{}", text(&part));
+    gw.wait_for(10, "the partial download audited", || {
+        gw.audit().iter().any(|e| e["event"] == "download_incomplete" && e["protocol"] == "ftp")
+    });
+    assert_eq!(boxed(&gw, "acme"), vec![name.clone()], "a partial FTP download keeps the package");
+    let local = gw.dir.path().join("whole.zip");
+    let get = curl(&["-o", &local.display().to_string(), &url]);
+    assert!(get.status.success(), "{}", text(&get));
+    verify_zip(&local);
+    gw.wait_for(10, "the package's removal", || gw.audit().iter().any(|e| e["event"] == "package_deleted"));
+    assert!(boxed(&gw, "acme").is_empty(), "{:?}", boxed(&gw, "acme"));
+}
+
+#[test]
 fn outbound_a_scheduled_job_runs_inside_the_gateway() {
     let gw = start(job("tick", &format!("schedule = \"*/2 * * * * *\"\n{DIR_SOURCE}")));
     export(&gw, "a.csv", 100, 7);

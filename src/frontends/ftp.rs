@@ -209,6 +209,49 @@ impl StorageBackend<FtpUser> for Backend {
         Ok(entries.into_iter().map(|e| Fileinfo { path: PathBuf::from(&e.name), metadata: Meta(e) }).collect())
     }
 
+    /// RETR: the file copied to the data connection chunk by chunk, counting only the bytes the
+    /// connection took and flushed, so a client that goes away during the last chunk leaves a
+    /// `download_incomplete` (and a package it never got stays in its box).
+    async fn get_into<'a, P, W>(
+        &self,
+        user: &FtpUser,
+        path: P,
+        start_pos: u64,
+        output: &'a mut W,
+    ) -> storage::Result<u64>
+    where
+        W: tokio::io::AsyncWrite + Unpin + Sync + Send + ?Sized,
+        P: AsRef<Path> + Send + fmt::Debug,
+    {
+        use tokio::io::AsyncWriteExt;
+        let p = vpath(path.as_ref())?;
+        let download = user.session.open_read(&p).await.map_err(|e| fail(&e))?;
+        let mut input = download.stream_from(start_pos).map_err(|e| fail(&e))?;
+        let (mut buf, mut written) = (vec![0u8; CHUNK], 0u64);
+        let outcome: std::io::Result<()> = async {
+            loop {
+                let n = input.read(&mut buf).await?;
+                if n == 0 {
+                    return output.flush().await;
+                }
+                output.write_all(&buf[..n]).await?;
+                written += n as u64;
+            }
+        }
+        .await;
+        match outcome {
+            Ok(()) => {
+                download.mark_sent(start_pos + written);
+                Ok(written)
+            }
+            Err(e) => {
+                // bytes written but perhaps still in a buffer never make the download complete
+                download.mark_sent((start_pos + written).min(download.size().saturating_sub(1)));
+                Err(storage::Error::from(e))
+            }
+        }
+    }
+
     async fn get<P: AsRef<Path> + Send + fmt::Debug>(
         &self,
         user: &FtpUser,
