@@ -149,19 +149,37 @@ fn repair_torn_tail(file: &File, path: &Path) -> io::Result<Option<(u64, PathBuf
         return Ok(None);
     }
     let mut f = file.try_clone()?;
-    let start = len.saturating_sub(64 * 1024);
-    f.seek(SeekFrom::Start(start))?;
-    let mut buf = Vec::new();
-    f.read_to_end(&mut buf)?;
-    if buf.last() == Some(&b'\n') {
-        return Ok(None);
-    }
-    let cut = buf.iter().rposition(|b| *b == b'\n').map_or(start, |i| start + i as u64 + 1);
+    // read back from the end, 64 KiB more each time, until a newline ends the last whole line
+    let (mut buf, mut window) = (Vec::new(), 64 * 1024u64);
+    let (cut, start) = loop {
+        let start = len.saturating_sub(window);
+        f.seek(SeekFrom::Start(start))?;
+        buf.clear();
+        f.read_to_end(&mut buf)?;
+        if buf.last() == Some(&b'\n') {
+            return Ok(None);
+        }
+        match buf.iter().rposition(|b| *b == b'\n') {
+            Some(i) => break (start + i as u64 + 1, start),
+            None if start == 0 => break (0, 0),
+            None => window = window.saturating_mul(4),
+        }
+    };
     let fragment = &buf[(cut - start) as usize..];
-    let mut aside = path.as_os_str().to_owned();
-    aside.push(format!(".torn-{}", Utc::now().format("%Y%m%dT%H%M%S%.3fZ")));
-    let aside = PathBuf::from(aside);
-    let mut out = OpenOptions::new().create_new(true).write(true).open(&aside)?;
+    let stamp = Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string();
+    let mut n = 1;
+    let (aside, mut out) = loop {
+        let mut aside = path.as_os_str().to_owned();
+        aside.push(format!(".torn-{stamp}"));
+        if n > 1 {
+            aside.push(format!("-{n}"));
+        }
+        match OpenOptions::new().create_new(true).write(true).open(&aside) {
+            Ok(f) => break (PathBuf::from(aside), f),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && n < 100 => n += 1,
+            Err(e) => return Err(e),
+        }
+    };
     out.write_all(fragment)?;
     out.sync_all()?;
     file.set_len(cut)?;
@@ -291,7 +309,12 @@ impl Audit {
                 tail.prev = hash;
                 tail.len += bytes.len() as u64;
             }
-            Err(e) => tracing::error!(path = %self.path.display(), error = %e, "cannot append to the audit trail"),
+            Err(e) => {
+                // a part of the line may be in the file (a full disk): cut it off, so the next
+                // line starts on a line of its own and the chain stays verifiable
+                let cut = tail.file.set_len(tail.len);
+                tracing::error!(path = %self.path.display(), error = %e, cut_back = cut.is_ok(), "cannot append to the audit trail; event lost");
+            }
         }
     }
 }
@@ -380,10 +403,17 @@ mod tests {
             .collect();
         assert_eq!(torn.len(), 1);
         assert!(std::fs::read_to_string(torn[0].path())?.ends_with("\"event\":\"upl"));
+        // a torn line longer than the first window read back is still cut at its start
+        drop(a);
+        let mut f = OpenOptions::new().append(true).open(&p)?;
+        f.write_all(&vec![b'x'; 200 * 1024])?;
+        drop(f);
+        let a = Audit::open(&p)?;
+        assert_eq!(verify(&p)?, 5, "the second repair is a line of its own");
         // a whole trail is left alone
         drop(a);
         Audit::open(&p)?;
-        assert_eq!(verify(&p)?, 4);
+        assert_eq!(verify(&p)?, 5);
         Ok(())
     }
 

@@ -69,14 +69,18 @@ fn confluence_attachments_as_items_follow_their_page_once_across_a_restart() {
     assert!(own_id.starts_with("att"), "the attachment's own id: {meta}");
     let excepted: Vec<String> = gw.in_state("excepted").into_iter().map(|t| t.name).collect();
     assert!(excepted.contains(&"restart.exe".to_string()) && excepted.contains(&"Untitled draft.html".to_string()));
-    // write-back: pages only; the excepted page gets the excepted label, the attachment nothing
+    // write-back: the excepted page gets the excepted label, delivered attachments nothing
     gw.wait_for(30, "the excepted page's label", || {
         c.emu.page(&odd).is_some_and(|p| p.labels.contains(&"wharf-rejected".to_string()))
     });
     gw.wait_for(30, "the delivered pages' label", || {
         [&ds.id, &rb.id].iter().all(|id| c.emu.page(id).is_some_and(|p| p.labels.contains(&"filed-in-ecm".to_string())))
     });
-    assert_eq!(count(&c, "POST", "/label"), 3, "one label per page");
+    // the excepted attachment marks its page too
+    gw.wait_for(30, "the excepted attachment's label on its page", || {
+        c.emu.page(&rb.id).is_some_and(|p| p.labels.contains(&"wharf-rejected".to_string()))
+    });
+    assert_eq!(count(&c, "POST", "/label"), 4, "one label per page, one for the excepted attachment");
     // a restart lists the pages' attachments again, and takes nothing twice
     let listed_before = attachment_listings(&c);
     gw.kill9();
@@ -179,4 +183,29 @@ conflict = "version"
     gw.wait_for(30, "the delivered write-back after the resubmission", || {
         c.emu.page(&id).is_some_and(|p| p.labels.contains(&"filed-in-ecm".to_string()))
     });
+}
+
+#[test]
+fn confluence_a_page_is_written_back_only_after_its_attachments_are_in() {
+    let c = Cfl::start();
+    let rb = c.emu.pages_in("ENG").into_iter().find(|p| p.title == "Runbook RB-010").expect("page");
+    c.emu.attach(&rb.id, "restart-steps.pdf", b"%PDF-1.4\n% restart steps\n%%EOF\n").expect("attached");
+    // the attachment listings fail at first, after the pages themselves were taken
+    c.emu.faults().fail_path("/attachments", 2, 500);
+    // a query that drops a page once it carries the write-back label: labelled too early, its
+    // attachments would never be listed again
+    let source = "cql = 'type=page AND space=\"ENG\" AND label=\"approved\" AND label != \"filed-in-ecm\"'\n\
+                  attachments = \"items\"\n";
+    let gw = poll_gateway(&c, RULES, source, "label = \"filed-in-ecm\"\n");
+    gw.wait_for(60, "both pages and both attachments delivered", || gw.in_state("delivered").len() == 4);
+    let docs = in_target(&gw);
+    assert!(docs.contains_key("confluence/ENG/restart-steps.pdf"), "{:?}", docs.keys());
+    assert!(docs.contains_key("confluence/ENG/DS-001-architecture.pdf"), "{:?}", docs.keys());
+    gw.wait_for(30, "the pages labelled", || {
+        c.emu.page(&rb.id).is_some_and(|p| p.labels.contains(&"filed-in-ecm".to_string()))
+    });
+    let log = c.emu.requests();
+    let first_label = log.iter().position(|r| r.method == "POST" && r.path.ends_with("/label")).expect("a label");
+    let listed = log.iter().position(|r| r.path.contains("/attachments") && r.status == 200).expect("a listing");
+    assert!(listed < first_label, "a page is labelled only after its attachments were listed");
 }

@@ -209,9 +209,11 @@ impl StorageBackend<FtpUser> for Backend {
         Ok(entries.into_iter().map(|e| Fileinfo { path: PathBuf::from(&e.name), metadata: Meta(e) }).collect())
     }
 
-    /// RETR: the file copied to the data connection chunk by chunk, counting only the bytes the
-    /// connection took and flushed, so a client that goes away during the last chunk leaves a
-    /// `download_incomplete` (and a package it never got stays in its box).
+    /// RETR: the file copied to the data connection chunk by chunk. The download counts as
+    /// complete only when every byte was written, flushed and the connection shut down without
+    /// an error (TLS close_notify, then FIN), so a client that is gone before the end leaves a
+    /// `download_incomplete` and a package it never got stays in its box. (Bytes the kernel took
+    /// can still be lost with the connection afterwards: TCP gives no receipt.)
     async fn get_into<'a, P, W>(
         &self,
         user: &FtpUser,
@@ -232,7 +234,8 @@ impl StorageBackend<FtpUser> for Backend {
             loop {
                 let n = input.read(&mut buf).await?;
                 if n == 0 {
-                    return output.flush().await;
+                    output.flush().await?;
+                    return output.shutdown().await;
                 }
                 output.write_all(&buf[..n]).await?;
                 written += n as u64;

@@ -140,12 +140,22 @@ pub struct Poller {
     unsettled: std::sync::Mutex<std::collections::HashMap<(String, String), u32>>,
     /// Listed items (id, rev) whose children are all in the spool, since this process started.
     expanded: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
+    /// Items of the last poll in the spool whose children are not all in yet: their write-back
+    /// waits (a page labelled as filed may drop out of its query before its attachments came).
+    held: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
 }
 
 impl Poller {
     /// A poller for `poll`, reading `source`.
     pub fn new(spool: Arc<Spool>, poll: PollConfig, source: Arc<dyn Source>) -> Self {
-        Self { spool, poll, source, unsettled: std::sync::Mutex::default(), expanded: std::sync::Mutex::default() }
+        Self {
+            spool,
+            poll,
+            source,
+            unsettled: std::sync::Mutex::default(),
+            expanded: std::sync::Mutex::default(),
+            held: std::sync::Mutex::default(),
+        }
     }
 
     /// Lists the changes and takes them; advances the cursor when all are in the spool.
@@ -160,18 +170,21 @@ impl Poller {
         let mut done = Polled { skipped: listing.filtered, ..Polled::default() };
         let listed: std::collections::HashSet<(String, String)> =
             listing.items.iter().map(|i| (i.id.clone(), i.rev.clone())).collect();
+        let mut held = std::collections::HashSet::new();
         for item in listing.items {
             let key = (item.id.clone(), item.rev.clone());
             let Some(item) = self.offer(item, &mut done).await? else { continue };
             if self.lock_expanded().contains(&key) {
                 continue;
             }
+            held.insert(key.clone());
+            *self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = held.clone();
             let changed = done.changed;
             let children = match self.source.children(&item).await {
                 Ok(c) => c,
                 Err(ItemError::Transient(e)) => return Err(e),
                 Err(ItemError::Refused(why)) => {
-                    self.refused(&item, &why, &mut done);
+                    self.children_refused(&item, &why);
                     Vec::new()
                 }
             };
@@ -179,10 +192,12 @@ impl Poller {
                 self.offer(child, &mut done).await?;
             }
             if done.changed == changed {
-                self.lock_expanded().insert(key);
+                self.lock_expanded().insert(key.clone());
+                held.remove(&key);
             }
         }
         self.lock_expanded().retain(|k| listed.contains(k));
+        *self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = held;
         // The cursor moves only when everything before it is in the spool.
         let cursor = listing.cursor.filter(|_| done.changed == 0);
         let line = format!(
@@ -244,6 +259,19 @@ impl Poller {
                 .reason(&format!("poll {name}: {} rev {}: {why}", item.id, item.rev)),
         );
         done.refused += 1;
+    }
+
+    /// The source could not list an item's children for good (the item itself is in).
+    fn children_refused(&self, item: &Item, why: &str) {
+        let name = &self.poll.name;
+        tracing::warn!(poll = %name, item = %item.path, reason = %why, "the source refuses this item's attachments");
+        self.spool.audit().record(
+            Event::new("source_children_refused")
+                .account(&self.poll.account)
+                .protocol(self.source.system())
+                .path(&item.path)
+                .reason(&format!("poll {name}: {} rev {}: {why}", item.id, item.rev)),
+        );
     }
 
     /// Counts a fetch that did not match the listing: `Ok(false)` (try at the next poll) until
@@ -318,7 +346,11 @@ impl Poller {
             Ok(d) => d,
             Err(e) => return tracing::warn!(poll = %self.poll.name, error = %e, "cannot read due write-backs"),
         };
+        let held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         for (item, state) in due {
+            if held.contains(&(item.item.clone(), item.rev.clone())) {
+                continue; // its children are not all in yet
+            }
             let detail = if state == "excepted" {
                 journal.excepted_reason(&item.transfer_id).await
             } else {
@@ -369,7 +401,8 @@ impl Poller {
             }
         }
         loop {
-            let wait = match self.poll_once().await {
+            let polled = self.poll_once().await;
+            let wait = match &polled {
                 Ok(p) => {
                     failures = 0;
                     if p.taken > 0 {
@@ -386,7 +419,10 @@ impl Poller {
                     wait
                 }
             };
-            self.write_back().await;
+            // After a failed poll, what it listed may not all be in: write-backs wait for a good one.
+            if polled.is_ok() {
+                self.write_back().await;
+            }
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 () = stop.cancelled() => return,

@@ -51,17 +51,21 @@ impl ConfluenceSource {
             ("version", file.version.to_string()),
             ("title", file.title.clone()),
             ("path", path.clone()),
-            ("size", file.size.to_string()),
             ("media_type", file.media_type),
             ("comment", file.comment),
             ("attachment_of", page.id.clone()),
         ];
         fields.extend(attachment.into_iter().map(|(k, v)| (k.to_string(), v)));
+        match file.size {
+            Some(size) => fields.insert("size".into(), size.to_string()),
+            None => fields.remove("size"), // unknown: the download is taken as it comes
+        };
         Item { id: file.id, rev: file.version.to_string(), name: file.title, path, fields, body: None }
     }
 
-    /// Streams one attachment version into `out` (chunk by chunk); the bytes written.
-    async fn download_into<F, Fut>(&self, item: &Item, mut out: F) -> Result<u64, ItemError>
+    /// Streams one attachment version into `out` (chunk by chunk); the bytes written, `None`
+    /// when the attachment (or that version) is gone.
+    async fn download_into<F, Fut>(&self, item: &Item, mut out: F) -> Result<Option<u64>, ItemError>
     where
         F: FnMut(u64, bytes::Bytes) -> Fut,
         Fut: Future<Output = Result<(), ItemError>>,
@@ -71,11 +75,15 @@ impl ConfluenceSource {
             id: item.id.clone(),
             title: item.name.clone(),
             version: item.rev.parse().unwrap_or(1),
-            size: 0,
+            size: None,
             media_type: String::new(),
             comment: String::new(),
         };
-        let mut stream = page_files::download(&self.client, &page, &file).await.map_err(|e| about(item, e))?;
+        let mut stream = match page_files::download(&self.client, &page, &file).await {
+            Ok(s) => s,
+            Err(e) if e.status() == Some(404) => return Ok(None),
+            Err(e) => return Err(about(item, e)),
+        };
         let mut offset = 0u64;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| ItemError::Transient(format!("{}: download interrupted: {e}", item.path)))?;
@@ -83,7 +91,7 @@ impl ConfluenceSource {
             out(offset, chunk).await?;
             offset += n;
         }
-        Ok(offset)
+        Ok(Some(offset))
     }
 
     /// The page item as `<title>.zip` with its attachments (the HTML file already in `body`).
@@ -104,13 +112,23 @@ impl ConfluenceSource {
                     std::future::ready(if fits { Ok(()) } else { Err(refused(&item, &confluence_zip::too_large())) })
                 })
                 .await?;
+            // deleted since it was listed: the page has changed, the next poll takes it again
+            let Some(read) = read else { return Ok(false) };
             if item.fields.get("size").is_some_and(|s| *s != read.to_string()) {
                 return Ok(false); // changed while it was read: the next poll takes the page again
             }
-            zip.add(&item.name, &item.rev, &bytes).map_err(|e| refused(page, &e))?;
+            // compressing and hashing are CPU work: off the async workers
+            let (name, rev) = (item.name.clone(), item.rev.clone());
+            zip = tokio::task::spawn_blocking(move || zip.add(&name, &rev, &bytes).map(|()| zip))
+                .await
+                .map_err(|e| ItemError::Transient(format!("{}: {e}", page.path)))?
+                .map_err(|e| refused(page, &e))?;
         }
         page.fields.insert("attachments".into(), zip.count().to_string());
-        page.body = Some(zip.finish().map_err(|e| refused(page, &e))?);
+        let zipped = tokio::task::spawn_blocking(move || zip.finish())
+            .await
+            .map_err(|e| ItemError::Transient(format!("{}: {e}", page.path)))?;
+        page.body = Some(zipped.map_err(|e| refused(page, &e))?);
         Ok(true)
     }
 }
@@ -226,13 +244,20 @@ impl Source for ConfluenceSource {
                     .await
                     .map_err(|e| ItemError::Transient(format!("{}: {e}", item.path)))
             })
-            .await?;
+            .await?
+            .ok_or_else(|| refused(item, "the attachment is gone at the source"))?;
         Ok(item.fields.get("size").is_none_or(|s| *s == read.to_string()))
     }
 
     async fn write_back(&self, item: &SourceItem, state: &str, receipt: Option<&str>) -> Result<String, String> {
-        if item.field_map().contains_key("attachment_of") {
-            return Ok(format!("{state}: none (an attachment; its page is written back)"));
+        if let Some(page) = item.field_map().get("attachment_of") {
+            // a delivered attachment: its page is written back; an excepted one marks its page
+            let label = self.poll.excepted_label.as_ref().filter(|_| state != "delivered");
+            let Some(label) = label else {
+                return Ok(format!("{state}: none (an attachment; its page is written back)"));
+            };
+            source::add_label(&self.client, page, label).await.map_err(|e| format!("page {page}: label: {e}"))?;
+            return Ok(format!("{state}: label {label} on its page {page}"));
         }
         if state != "delivered" {
             let Some(label) = &self.poll.excepted_label else { return Ok(format!("{state}: none")) };

@@ -49,21 +49,31 @@ impl PageZip {
     fn entry(&mut self, name: &str, bytes: &[u8]) -> Result<(), String> {
         self.zip.start_file(name, options()).map_err(|e| format!("zip: {e}"))?;
         self.zip.write_all(bytes).map_err(|e| format!("zip: {e}"))?;
-        self.names.insert(name.to_string());
+        self.names.insert(name.to_lowercase());
         self.size += bytes.len() as u64;
         Ok(())
     }
 
-    /// A name for an attachment under `attachments/`: safe, and not taken yet.
+    /// A name for an attachment under `attachments/`: safe, and not taken yet, also where names
+    /// differ only by case (Windows and macOS unzip `Plan.pdf` and `plan.pdf` onto one file).
     fn free_name(&self, title: &str) -> String {
-        let safe = super::spool_name(title).replace("..", "_");
+        let cleaned: String =
+            super::spool_name(title).chars().map(|c| if ":*?\"<>|".contains(c) { '_' } else { c }).collect();
+        let mut safe = cleaned.replace("..", "_");
+        let stem_upper = safe.split('.').next().unwrap_or_default().trim().to_ascii_uppercase();
+        let numbered = stem_upper.len() == 4
+            && (stem_upper.starts_with("COM") || stem_upper.starts_with("LPT"))
+            && stem_upper.ends_with(|c: char| c.is_ascii_digit());
+        if numbered || ["CON", "PRN", "AUX", "NUL"].contains(&stem_upper.as_str()) {
+            safe.insert(0, '_'); // a reserved device name on Windows
+        }
         let (stem, ext) = match safe.rfind('.') {
             Some(i) if i > 0 => (&safe[..i], &safe[i..]),
             _ => (safe.as_str(), ""),
         };
         let mut name = format!("attachments/{safe}");
         let mut n = 2;
-        while self.names.contains(&name) {
+        while self.names.contains(&name.to_lowercase()) {
             name = format!("attachments/{stem} ({n}){ext}");
             n += 1;
         }
@@ -114,12 +124,20 @@ mod tests {
     #[test]
     fn hostile_attachment_names_stay_inside_the_zip_and_duplicates_are_numbered() {
         let mut z = PageZip::new("Spec.zip", b"<html></html>".to_vec()).expect("zip");
-        for title in
-            ["../../etc/passwd", "/abs/x.sh", ".hidden", "a\u{202e}fdp.exe", "plan.pdf", "plan.pdf", "..\\..\\w.bat"]
-        {
+        for title in [
+            "../../etc/passwd",
+            "/abs/x.sh",
+            ".hidden",
+            "a\u{202e}fdp.exe",
+            "plan.pdf",
+            "Plan.PDF",
+            "..\\..\\w.bat",
+            "a:b?.txt",
+            "CON.txt",
+        ] {
             z.add(title, "1", title.as_bytes()).expect("add");
         }
-        assert_eq!(z.count(), 7);
+        assert_eq!(z.count(), 9);
         let bytes = z.finish().expect("finish");
         let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).expect("archive");
         let mut names = vec![];
@@ -131,18 +149,18 @@ mod tests {
         }
         assert_eq!(names[0], "Spec.html");
         assert!(
-            names.iter().skip(1).take(7).all(|n| n.starts_with("attachments/") && !n[12..].contains('/')),
+            names.iter().skip(1).take(9).all(|n| n.starts_with("attachments/") && !n[12..].contains('/')),
             "{names:?}"
         );
         assert!(names.iter().all(|n| !n.contains("..") && !n.contains('\u{202e}')), "{names:?}");
-        assert!(
-            names.contains(&"attachments/plan.pdf".to_string())
-                && names.contains(&"attachments/plan (2).pdf".to_string())
-        );
+        assert!(names.contains(&"attachments/plan.pdf".to_string()), "{names:?}");
+        assert!(names.contains(&"attachments/Plan (2).PDF".to_string()), "case-insensitive: {names:?}");
+        assert!(names.contains(&"attachments/a_b_.txt".to_string()), "{names:?}");
+        assert!(names.contains(&"attachments/_CON.txt".to_string()), "{names:?}");
         let mut manifest = String::new();
         archive.by_name("manifest.json").expect("manifest").read_to_string(&mut manifest).expect("read");
         let m: serde_json::Value = serde_json::from_str(&manifest).expect("json");
-        assert_eq!(m["attachments"], 7);
+        assert_eq!(m["attachments"], 9);
         assert_eq!(m["files"][5]["title"], "plan.pdf");
         assert_eq!(m["files"][5]["sha256"], hex::encode(Sha256::digest(b"plan.pdf")));
     }

@@ -20,8 +20,8 @@ pub struct PageFile {
     pub title: String,
     /// Version number of the attachment.
     pub version: u64,
-    /// Size in bytes of that version.
-    pub size: u64,
+    /// Size in bytes of that version, when the listing gives it.
+    pub size: Option<u64>,
     /// Media type.
     pub media_type: String,
     /// The comment given with the upload.
@@ -41,19 +41,25 @@ pub async fn list(client: &Client, page: &str) -> Result<Vec<PageFile>, ApiError
             message: format!("page {page} has {} attachments; at most {MAX_ATTACHMENTS} are taken", results.len()),
         });
     }
-    Ok(results
+    results
         .iter()
-        .filter_map(|r| {
-            Some(PageFile {
-                id: id_string(r.get("id")?)?,
-                title: r["title"].as_str()?.to_string(),
-                version: r.pointer("/version/number").and_then(Value::as_u64)?,
-                size: r["fileSize"].as_u64().unwrap_or(0),
-                media_type: r["mediaType"].as_str().unwrap_or("application/octet-stream").to_string(),
-                comment: r["comment"].as_str().unwrap_or_default().to_string(),
+        .map(|r| {
+            let file = (|| {
+                Some(PageFile {
+                    id: id_string(r.get("id")?)?,
+                    title: r["title"].as_str().filter(|t| !t.is_empty())?.to_string(),
+                    version: r.pointer("/version/number").and_then(Value::as_u64)?,
+                    size: r["fileSize"].as_u64(),
+                    media_type: r["mediaType"].as_str().unwrap_or("application/octet-stream").to_string(),
+                    comment: r["comment"].as_str().unwrap_or_default().to_string(),
+                })
+            })();
+            file.ok_or_else(|| ApiError::Permanent {
+                status: 422,
+                message: format!("page {page}: attachment {} is listed without id, title or version", r["id"]),
             })
         })
-        .collect())
+        .collect()
 }
 
 /// The bytes of one attachment version, as a stream.

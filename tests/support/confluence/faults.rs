@@ -32,6 +32,8 @@ struct FaultState {
     token_generation: u64,
     /// Pages another user edits just before the next `PUT /pages/{id}` of each is handled.
     races: Vec<u64>,
+    /// (path part, calls left, status): calls whose path contains the part fail with the status.
+    path_fails: Vec<(String, u32, u16)>,
 }
 
 /// What the next API call suffers (drop, then throttle, then fail take precedence in that order).
@@ -116,9 +118,18 @@ impl Faults {
         }
     }
 
-    /// Consumes one pending fault for an API call, if any.
-    pub fn take(&self) -> Option<Fault> {
+    /// The next `n` API calls whose path contains `part` reply `status` (other calls are served).
+    pub fn fail_path(&self, part: &str, n: u32, status: u16) {
+        self.lock().path_fails.push((part.to_string(), n, status));
+    }
+
+    /// Consumes one pending fault for an API call to `path`, if any.
+    pub fn take(&self, path: &str) -> Option<Fault> {
         let mut f = self.lock();
+        if let Some(pf) = f.path_fails.iter_mut().find(|(part, n, _)| *n > 0 && path.contains(part.as_str())) {
+            pf.1 -= 1;
+            return Some(Fault::Fail(pf.2));
+        }
         if f.drop > 0 {
             f.drop -= 1;
             return Some(Fault::Drop);

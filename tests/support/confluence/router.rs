@@ -96,7 +96,7 @@ async fn dispatch(sh: &Arc<Shared>, req: Request) -> Response {
     let segs: Vec<String> = wiki_path.split('/').filter(|s| !s.is_empty()).map(path_decode).collect();
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
     let api = if segs.starts_with(&["wiki", "api", "v2"]) { Api::V2 } else { Api::V1 };
-    if let Some(f) = sh.faults.take() {
+    if let Some(f) = sh.faults.take(&wiki_path) {
         drain(req.into_body()).await;
         return fault_reply(api, f);
     }
