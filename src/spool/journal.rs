@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod claim;
 mod durable;
 mod outbound;
 mod schema;
@@ -450,27 +451,6 @@ impl Journal {
     /// Database errors.
     pub async fn mark_discarded(&self, id: &str, reason: &str) -> Result<bool, Error> {
         self.transition(id, State::Excepted, State::Discarded, reason, true).await
-    }
-
-    /// Claims the oldest `received` transfer that is due, moving it to `processing` in one statement,
-    /// so that two workers (or nodes) can never take the same one.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub async fn claim_next(&self) -> Result<Option<TransferRow>, Error> {
-        let now = timestamp(Utc::now());
-        Ok(sqlx::query_as(
-            "UPDATE transfers SET state = 'processing', claimed_at = ?, updated_at = ?
-             WHERE id = (SELECT id FROM transfers WHERE state = 'received' AND (not_before IS NULL OR not_before <= ?)
-                         ORDER BY id LIMIT 1)
-               AND state = 'received'
-             RETURNING *",
-        )
-        .bind(&now)
-        .bind(&now)
-        .bind(&now)
-        .fetch_optional(&self.pool)
-        .await?)
     }
 
     /// `processing → delivered`, with the target's receipt.
