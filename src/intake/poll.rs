@@ -184,7 +184,7 @@ impl Poller {
                 Ok(c) => c,
                 Err(ItemError::Transient(e)) => return Err(e),
                 Err(ItemError::Refused(why)) => {
-                    self.children_refused(&item, &why);
+                    self.audit_refusal("source_children_refused", &item, &why);
                     Vec::new()
                 }
             };
@@ -249,24 +249,17 @@ impl Poller {
 
     /// Skips an item the source refuses for good, with an audited reason.
     fn refused(&self, item: &Item, why: &str, done: &mut Polled) {
-        let name = &self.poll.name;
-        tracing::warn!(poll = %name, item = %item.path, reason = %why, "the source refuses this item; skipped");
-        self.spool.audit().record(
-            Event::new("source_item_refused")
-                .account(&self.poll.account)
-                .protocol(self.source.system())
-                .path(&item.path)
-                .reason(&format!("poll {name}: {} rev {}: {why}", item.id, item.rev)),
-        );
+        self.audit_refusal("source_item_refused", item, why);
         done.refused += 1;
     }
 
-    /// The source could not list an item's children for good (the item itself is in).
-    fn children_refused(&self, item: &Item, why: &str) {
+    /// Audits (and logs) a refusal by the source: `source_item_refused` for an item,
+    /// `source_children_refused` for the listing of an item's children (the item itself is in).
+    fn audit_refusal(&self, event: &str, item: &Item, why: &str) {
         let name = &self.poll.name;
-        tracing::warn!(poll = %name, item = %item.path, reason = %why, "the source refuses this item's attachments");
+        tracing::warn!(poll = %name, item = %item.path, reason = %why, event, "the source refuses; skipped");
         self.spool.audit().record(
-            Event::new("source_children_refused")
+            Event::new(event)
                 .account(&self.poll.account)
                 .protocol(self.source.system())
                 .path(&item.path)
